@@ -1,0 +1,310 @@
+"""Labeling tasks: the `Task` record, its file schema, and validated loading.
+
+One task per JSONL line (also CSV, Parquet, a saved/local dataset folder, or a Hub id):
+
+    {"id": str (optional; default = content hash), "kind": "pair"|"triad"|"agreement"|"gold",
+     "prompt": str, "responses": [str, str] (3 for "triad"),
+     "agreeing": 0|1  (agreement only: index of the response that agrees with the false claim),
+     "better": 0|1    (gold only: index of the known better response),
+     "category": str (optional), "meta": {...} (optional)}
+
+CSV (and any tabular source) may instead give the responses as columns `response_a`,
+`response_b`, `response_c`; empty cells count as absent and `meta` is a JSON string.
+
+`load_tasks(src)` validates every row before returning anything: all problems are collected
+and raised as one `ValueError` whose lines read `FILE line N, field 'F': message`, so a
+bad file imports nothing.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# kind -> (number of responses, the index field it requires or None)
+KINDS: dict[str, tuple[int, str | None]] = {
+    "pair": (2, None),
+    "triad": (3, None),
+    "agreement": (2, "agreeing"),
+    "gold": (2, "better"),
+}
+INDEX_FIELDS = ("agreeing", "better")
+FIELDS = ("id", "kind", "prompt", "responses", "agreeing", "better", "category", "meta")
+RESPONSE_COLUMNS = ("response_a", "response_b", "response_c")
+LETTERS = "abc"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One validated task. `responses` has 2 entries (3 for a triad)."""
+
+    id: str
+    kind: str
+    prompt: str
+    responses: tuple[str, ...]
+    agreeing: int | None = None
+    better: int | None = None
+    category: str | None = None
+    meta: dict = field(default_factory=dict, hash=False, compare=True)
+
+    def pairings(self) -> list[tuple[int, int]]:
+        """Response-index pairs to label: [(0, 1)], or a triad's ab, bc, ca."""
+        return pairings(len(self.responses))
+
+    def to_record(self) -> dict:
+        """The JSONL form of this task (round-trips through `load_tasks`)."""
+        record = {"id": self.id, "kind": self.kind, "prompt": self.prompt,
+                  "responses": list(self.responses)}
+        for name in ("agreeing", "better", "category"):
+            if getattr(self, name) is not None:
+                record[name] = getattr(self, name)
+        if self.meta:
+            record["meta"] = self.meta
+        return record
+
+
+def pairings(n_responses: int) -> list[tuple[int, int]]:
+    """Pairings of `n_responses` responses in cyclic order: 2 -> [(0,1)], 3 -> ab, bc, ca."""
+    if n_responses == 2:
+        return [(0, 1)]
+    return [(i, (i + 1) % n_responses) for i in range(n_responses)]
+
+
+def content_id(kind: str, prompt: str, responses: Iterable[str],
+               agreeing: int | None = None, better: int | None = None) -> str:
+    """Default task id: 16 hex digits of the SHA-256 of the labeled content."""
+    payload = json.dumps([kind, prompt, list(responses), agreeing, better], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- validation
+
+class _Row:
+    """Collects the errors of one row: `where` is e.g. "tasks.jsonl line 3"."""
+
+    def __init__(self, where: str, errors: list[str]):
+        self.where, self.errors = where, errors
+
+    def error(self, name: str, message: str) -> None:
+        self.errors.append(f"{self.where}, field '{name}': {message}")
+
+
+def _text(row: _Row, raw: Mapping, name: str, required: bool) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            row.error(name, "is required")
+        return None
+    if not isinstance(value, str):
+        row.error(name, f"expected a string, got {type(value).__name__}")
+        return None
+    if required and not value.strip():
+        row.error(name, "must not be empty")
+        return None
+    return value
+
+
+def _index(row: _Row, raw: Mapping, name: str, n: int) -> int | None:
+    value = raw.get(name)
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_whole_float = isinstance(value, float) and value.is_integer()  # Parquet nullable ints
+    if not (is_int or is_whole_float) or not 0 <= int(value) < n:
+        row.error(name, f"expected an index 0..{n - 1}, got {value!r}")
+        return None
+    return int(value)
+
+
+def _responses(row: _Row, raw: Mapping, n: int | None) -> tuple[str, ...] | None:
+    value = raw.get("responses")
+    if value is None:
+        row.error("responses", "is required")
+        return None
+    if not isinstance(value, (list, tuple)):
+        row.error("responses", f"expected a list of strings, got {type(value).__name__}")
+        return None
+    bad = [i for i, r in enumerate(value) if not isinstance(r, str) or not r.strip()]
+    if bad:
+        row.error("responses", f"response {bad[0]} must be a non-empty string")
+        return None
+    if n is not None and len(value) != n:
+        row.error("responses", f"expected {n} responses for kind '{raw.get('kind')}', got {len(value)}")
+        return None
+    return tuple(value)
+
+
+def validate_row(raw: Mapping[str, Any], where: str, errors: list[str]) -> Task | None:
+    """One raw record -> `Task`, or None after appending messages to `errors`."""
+    row = _Row(where, errors)
+    n_before = len(errors)
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        row.error(unknown[0], f"unknown field; expected one of {', '.join(FIELDS)}")
+    kind = _text(row, raw, "kind", required=True)
+    if kind is not None and kind not in KINDS:
+        row.error("kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+        kind = None
+    n, needed = KINDS[kind] if kind else (None, None)
+    prompt = _text(row, raw, "prompt", required=True)
+    responses = _responses(row, raw, n)
+    indices: dict[str, int | None] = {}
+    for name in INDEX_FIELDS:
+        if name == needed:
+            indices[name] = _index(row, raw, name, n) if raw.get(name) is not None else None
+            if raw.get(name) is None:
+                row.error(name, f"is required for kind '{kind}'")
+        elif raw.get(name) is not None and kind is not None:
+            row.error(name, f"only allowed for kind '{'agreement' if name == 'agreeing' else 'gold'}'")
+    category = _text(row, raw, "category", required=False)
+    meta = raw.get("meta") or {}
+    if not isinstance(meta, Mapping):
+        row.error("meta", f"expected an object, got {type(meta).__name__}")
+    task_id = _text(row, raw, "id", required=False)
+    if task_id is not None and not task_id.strip():
+        row.error("id", "must not be empty when given")
+    if len(errors) > n_before:
+        return None
+    task_id = task_id or content_id(kind, prompt, responses, indices.get("agreeing"),
+                                    indices.get("better"))
+    return Task(id=task_id, kind=kind, prompt=prompt, responses=responses,
+                agreeing=indices.get("agreeing"), better=indices.get("better"),
+                category=category or None, meta=dict(meta))
+
+
+def validate_rows(rows: Iterable[tuple[str, Mapping[str, Any] | str]],
+                  source: str = "tasks") -> list[Task]:
+    """(where, raw record) pairs -> tasks; raises one ValueError listing every problem.
+
+    A raw record that is a string is a row-level error from the reader (e.g. bad JSON).
+    Exact repeats of a task are kept once; two different tasks with one id are an error.
+    """
+    errors: list[str] = []
+    tasks: dict[str, tuple[str, Task]] = {}
+    for where, raw in rows:
+        if isinstance(raw, str):
+            errors.append(f"{where}: {raw}")
+            continue
+        task = validate_row(raw, where, errors)
+        if task is None:
+            continue
+        first = tasks.get(task.id)
+        if first is None:
+            tasks[task.id] = (where, task)
+        elif first[1] != task:
+            errors.append(f"{where}, field 'id': duplicate id {task.id!r} with different "
+                          f"content (first at {first[0]})")
+    if errors:
+        raise ValueError(f"{len(errors)} problem(s) in {source}, nothing imported:\n"
+                         + "\n".join(errors))
+    return [task for _, task in tasks.values()]
+
+
+# ---------------------------------------------------------------- readers
+# Each reader yields (where, raw record); `where` names the file and line (or row).
+
+def _tabular(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat columns -> the task record: response_a/b/c -> responses, empty -> absent."""
+    out = {k: v for k, v in record.items() if v is not None and v != ""}
+    columns = [c for c in RESPONSE_COLUMNS if c in out]
+    if columns and "responses" not in out:
+        out["responses"] = [out[c] for c in columns]
+    for c in RESPONSE_COLUMNS:
+        out.pop(c, None)
+    if isinstance(out.get("meta"), str):  # tabular files carry meta as a JSON string
+        try:
+            out["meta"] = json.loads(out["meta"])
+        except json.JSONDecodeError:
+            pass  # validation reports "expected an object"
+    return out
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {line_no}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield where, f"invalid JSON ({e.msg} at column {e.colno})"
+                continue
+            yield where, record if isinstance(record, dict) else "expected a JSON object"
+
+
+def _read_csv(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        for record in reader:
+            where = f"{path.name} line {reader.line_num}"
+            out = _tabular(record)
+            for name in INDEX_FIELDS:
+                if isinstance(out.get(name), str) and out[name].strip().lstrip("-").isdigit():
+                    out[name] = int(out[name])
+            yield where, out
+
+
+def _read_records(name: str, records: Iterable[Mapping]) -> Iterator[tuple[str, dict]]:
+    for i, record in enumerate(records, start=1):
+        yield f"{name} row {i}", _tabular(record)
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[str, dict]]:
+    import pyarrow.parquet as pq
+
+    yield from _read_records(path.name, pq.read_table(path).to_pylist())
+
+
+def _read_dataset(src: str, split: str) -> Iterator[tuple[str, dict]]:
+    """A `save_to_disk` folder, a local dataset folder, or a Hub dataset id."""
+    import datasets
+
+    path = Path(src)
+    if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+        ds = datasets.load_from_disk(str(path))
+    else:
+        ds = datasets.load_dataset(src, split=split)
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds[split]
+    yield from _read_records(f"{src} [{split}]", ds)
+
+
+READERS: dict[str, Callable[[Path], Iterator[tuple[str, dict]]]] = {
+    ".jsonl": _read_jsonl,
+    ".json": _read_jsonl,
+    ".csv": _read_csv,
+    ".parquet": _read_parquet,
+}
+
+
+def _raw_rows(src: str | Path, split: str) -> Iterator[tuple[str, dict]]:
+    path = Path(src)
+    if path.is_file():
+        reader = READERS.get(path.suffix.lower())
+        if reader is None:
+            raise ValueError(f"{path}: unsupported task file type {path.suffix!r}; "
+                             f"use one of {', '.join(READERS)} or a dataset folder / Hub id")
+        return reader(path)
+    if path.suffix.lower() in READERS:
+        raise FileNotFoundError(f"task file not found: {path}")
+    return _read_dataset(str(src), split)
+
+
+def load_tasks(src: str | Path, split: str = "train") -> list[Task]:
+    """Read and validate every task in `src` (file, dataset folder, or Hub id).
+
+    Raises one ValueError listing every bad field as "FILE line N, field 'F': message".
+    """
+    return validate_rows(_raw_rows(src, split), source=str(src))
+
+
+def agreement_cases(tasks: Iterable[Task]) -> list[dict]:
+    """Sycophancy cases from `agreement` tasks: id, category, prompt, agreeing, correcting texts."""
+    return [
+        {"id": t.id, "category": t.category, "prompt": t.prompt,
+         "agreeing": t.responses[t.agreeing], "correcting": t.responses[1 - t.agreeing]}
+        for t in tasks if t.kind == "agreement"
+    ]
