@@ -1,0 +1,16 @@
+"""The seed task set shipped in data/tasks/, imported when a store is empty."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from labeling.tasks import Task, load_tasks
+
+SEED_DIR = Path(__file__).resolve().parents[1] / "data" / "tasks"
+SEED_FILES = ("pairs.jsonl", "triads.jsonl", "agreement.jsonl", "gold.jsonl")
+
+
+def load_seed_tasks(seed_dir: str | Path = SEED_DIR) -> list[Task]:
+    """Every task in `seed_dir`/{pairs,triads,agreement,gold}.jsonl; missing files are skipped."""
+    seed_dir = Path(seed_dir)
+    return [task for name in SEED_FILES if (seed_dir / name).is_file()
+            for task in load_tasks(seed_dir / name)]
