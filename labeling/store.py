@@ -20,9 +20,9 @@ Assignment rules (`Store.next_assignment`):
 - left/right order is drawn at random per assignment and recorded (`shown_order`, e.g.
   "ba" = response b on the left);
 - two pairings of one triad are never served back to back; pairings of triads an annotator
-  has started come first, so triads get completed. If the only work left is the other
-  pairing of the task just served, `next_assignment` returns None until something else
-  has been served in between.
+  has started come first, and new triads are started while other tasks remain to space
+  them, so triads get completed. If the only work left is another pairing of the task just
+  served, `next_assignment` returns None (that pairing stays for other annotators).
 
 Labels: `choice` is one of CHOICES, `strength` 1|2|3 = slightly|clearly|much better, stored
 as `margin` = MARGINS[strength] for left/right and 0.0 for tie/both_bad. The winning and
@@ -167,6 +167,7 @@ tasks_t = sa.Table(
     sa.Column("better", sa.Integer),
     sa.Column("category", sa.String(200)),
     sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),  # import order
     sa.Column("imported_at", sa.String(32), nullable=False),
 )
 
@@ -280,8 +281,8 @@ def _task(row) -> Task:
                 meta=dict(row.meta or {}))
 
 
-def _task_record(task: Task, now: str) -> dict:
-    return {"id": task.id, "kind": task.kind, "prompt": task.prompt,
+def _task_record(task: Task, seq: int, now: str) -> dict:
+    return {"id": task.id, "seq": seq, "kind": task.kind, "prompt": task.prompt,
             "responses": list(task.responses), "agreeing": task.agreeing,
             "better": task.better, "category": task.category, "meta": dict(task.meta),
             "imported_at": now}
@@ -416,14 +417,16 @@ class Store:
             raise ValueError(f"{len(clashes)} task id(s) already in the store with different "
                              f"content: {', '.join(clashes[:10])}; give changed tasks new ids")
         now = _iso(_now())
-        new = [_task_record(t, now) for t in tasks if t.id not in existing]
+        seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(tasks_t.c.seq), 0))).scalar()
+        new = [_task_record(t, seq + i, now)
+               for i, t in enumerate((t for t in tasks if t.id not in existing), start=1)]
         if new:
             conn.execute(sa.insert(tasks_t), new)
         return len(new)
 
     def tasks(self, kind: str | None = None) -> list[Task]:
         """All tasks (of one kind), in import order."""
-        query = sa.select(tasks_t).order_by(tasks_t.c.imported_at, tasks_t.c.id)
+        query = sa.select(tasks_t).order_by(tasks_t.c.seq, tasks_t.c.id)
         if kind is not None:
             if kind not in KINDS:
                 raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -509,7 +512,7 @@ class Store:
             sa.select(a.task_id, a.pair_index).where(a.annotator == annotator))}
         out = []
         for task_id, kind in conn.execute(sa.select(tasks_t.c.id, tasks_t.c.kind)
-                                          .order_by(tasks_t.c.imported_at, tasks_t.c.id)):
+                                          .order_by(tasks_t.c.seq, tasks_t.c.id)):
             cap = self.config.cap(kind)
             for index, pair in enumerate(pairings(KINDS[kind][0])):
                 n = live[(task_id, index)]
@@ -520,8 +523,9 @@ class Store:
     def _choose(self, candidates: list[_Candidate], history: list) -> _Candidate | None:
         """Gold when due; else a started triad; else the fullest pairing (ties at random).
 
-        Never the task served last (so a triad's pairings are not back to back). A triad
-        is only started while at least two other tasks remain to space its pairings.
+        Never the task served last, so a triad's pairings are not back to back. A triad's
+        later pairings need other tasks between them, so new triads are started first
+        once the other tasks left are no more than two per unstarted triad (plus two).
         """
         last = history[-1][0] if history else None
         since_gold = next((i for i, (_, kind) in enumerate(reversed(history)) if kind == "gold"),
@@ -535,10 +539,12 @@ class Store:
         resumed = [c for c in other if c.task_id in started]
         if resumed:
             return self._rng.choice(resumed)
-        n_tasks = len({c.task_id for c in other})
-        spaced = [c for c in other if c.kind != "triad" or n_tasks >= 3] or other
-        self._rng.shuffle(spaced)
-        return max(spaced, key=lambda c: c.live, default=None)
+        triads = [c for c in other if c.kind == "triad"]
+        spacers = {c.task_id for c in other if c.kind != "triad"}
+        if triads and len(spacers) <= 2 * len({c.task_id for c in triads}) + 2:
+            other = triads
+        self._rng.shuffle(other)
+        return max(other, key=lambda c: c.live, default=None)
 
     def _free_slot(self, conn: sa.Connection, task_id: str, pair_index: int,
                    cap: int | None, now: datetime) -> int | None:

@@ -1,0 +1,330 @@
+"""labeling.store: durability, idempotent submit, assignment rules, concurrency.
+
+Every store test runs on SQLite and, when env RMLAB_TEST_PG_URL is set, on PostgreSQL.
+"""
+import os
+import threading
+
+import pytest
+
+from labeling import seed
+from labeling.store import MARGINS, Store, StoreConfig, open_store, resolve_url
+from labeling.tasks import Task
+from labeling.testing import PG_ENV, temp_db, temp_store, tiny_tasks
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not os.environ.get(PG_ENV), reason=f"{PG_ENV} not set"))]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def make_store(backend, tmp_path):
+    """make_store(tasks, **config) -> a Store with those tasks, on this test's backend."""
+    with temp_db(backend, tmp_path) as db:
+        opened = []
+
+        def make(tasks=(), **config):
+            store = Store(db, StoreConfig(seed=0, **config))
+            store.import_tasks(tasks)
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
+
+
+def label_all(store, annotator, choice="left"):
+    """Label everything `annotator` is served; returns the assignments in order."""
+    served = []
+    while (a := store.next_assignment(annotator)) is not None:
+        store.submit(a.id, annotator, choice, 2)
+        served.append(a)
+    return served
+
+
+# ---------------------------------------------------------------- durability, submit
+
+def test_label_survives_reopening_the_store(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    a = store.next_assignment("ann")
+    label = store.submit(a.id, "ann", "right", 3, rationale="clearer", tags=["too long"],
+                         seconds=12.5)
+    store.close()
+    reopened = Store(store.url)
+    frame = reopened.labels()
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert (row.label_id, row.choice, row.strength, row.margin) == (label.id, "right", 3, 1.0)
+    assert (row.rationale, row.tags, row.seconds) == ("clearer", ["too long"], 12.5)
+    assert row.winner == a.right_index and row.chosen == a.right and row.rejected == a.left
+    reopened.close()
+
+
+def test_submit_is_idempotent_per_assignment(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    a = store.next_assignment("ann")
+    first = store.submit(a.id, "ann", "left", 1)
+    again = store.submit(a.id, "ann", "right", 3, rationale="changed my mind")
+    assert again == first
+    assert len(store.labels()) == 1
+    assert store.labels().iloc[0].choice == "left"
+
+
+def test_concurrent_submits_store_one_label(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    a = store.next_assignment("ann")
+    others = [Store(store.url) for _ in range(4)]  # separate engines, like separate processes
+    results = []
+    threads = [threading.Thread(target=lambda s=s: results.append(s.submit(a.id, "ann", "left")))
+               for s in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in others:
+        s.close()
+    assert len(results) == 4 and len({r.id for r in results}) == 1
+    assert len(store.labels()) == 1
+
+
+def test_margin_follows_strength_and_ties_have_none(make_store):
+    store = make_store(tiny_tasks(pairs=4, triads=0, agreement=0, gold=0))
+    margins = {}
+    for choice, strength in [("left", 1), ("right", 2), ("tie", 3), ("both_bad", 3)]:
+        a = store.next_assignment("ann")
+        margins[choice] = store.submit(a.id, "ann", choice, strength).margin
+    assert margins == {"left": MARGINS[1], "right": MARGINS[2], "tie": 0.0, "both_bad": 0.0}
+    frame = store.labels().set_index("choice")
+    assert frame.loc["tie"].tie and not frame.loc["tie"].both_bad
+    assert frame.loc["both_bad"].both_bad and not frame.loc["both_bad"].tie
+    assert frame.loc["tie"].chosen == frame.loc["tie"].left  # shown order for ties
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"choice": "A"}, ValueError, "choice must be one of left, right, tie, both_bad"),
+    ({"strength": 4}, ValueError, "strength must be 1, 2 or 3"),
+    ({"strength": True}, ValueError, "strength must be 1, 2 or 3"),
+    ({"seconds": -1.0}, ValueError, "seconds must be >= 0"),
+    ({"annotator": "bob"}, PermissionError, "belongs to another annotator"),
+    ({"annotator": "  "}, ValueError, "annotator must be a non-empty name"),
+])
+def test_submit_rejects_bad_input(make_store, kwargs, error, match):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    a = store.next_assignment("ann")
+    args = {"annotator": "ann", "choice": "left", "strength": 2} | kwargs
+    with pytest.raises(error, match=match):
+        store.submit(a.id, **args)
+    assert store.labels().empty
+
+
+def test_unknown_assignment_is_a_lookup_error(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    with pytest.raises(LookupError, match="no assignment with id 99"):
+        store.submit(99, "ann", "left")
+
+
+# ---------------------------------------------------------------- assignment rules
+
+def test_outstanding_assignment_is_served_again(make_store):
+    store = make_store(tiny_tasks(pairs=3, triads=0, agreement=0, gold=0))
+    first = store.next_assignment("ann")
+    assert store.next_assignment("ann") == first
+    assert store.progress("ann")["outstanding"] == 1
+
+
+def test_each_pairing_gets_k_distinct_annotators_and_nobody_twice(make_store):
+    store = make_store(tiny_tasks(pairs=4, triads=1, agreement=1, gold=0), labels_per_task=2)
+    annotators = ["ann", "bob", "cat"]
+    served = {name: label_all(store, name) for name in annotators}
+    frame = store.labels()
+    per_pairing = frame.groupby(["task_id", "pair_index"]).annotator.agg(list)
+    assert len(per_pairing) == 4 + 3 + 1  # every pairing labeled
+    assert all(len(names) == 2 and len(set(names)) == 2 for names in per_pairing)
+    for name, assignments in served.items():
+        keys = [(a.task_id, a.pair_index) for a in assignments]
+        assert len(keys) == len(set(keys)), f"{name} got a pairing twice"
+    assert store.next_assignment("dan") is None  # all full
+
+
+def test_triad_pairings_are_never_back_to_back(make_store):
+    store = make_store(tiny_tasks(pairs=3, triads=2, agreement=0, gold=0))
+    served = label_all(store, "ann")
+    order = [a.task_id for a in served]
+    assert len(served) == 3 + 2 * 3
+    assert all(x != y for x, y in zip(order, order[1:])), order
+    for triad in ("triad-0", "triad-1"):
+        assert sorted(a.pair_index for a in served if a.task_id == triad) == [0, 1, 2]
+
+
+def test_shown_order_is_random_and_recorded(make_store):
+    store = make_store(tiny_tasks(pairs=24, triads=0, agreement=0, gold=0))
+    served = label_all(store, "ann", choice="left")
+    assert {a.shown_order for a in served} == {"ab", "ba"}
+    for a in served:
+        task = next(t for t in store.tasks() if t.id == a.task_id)
+        assert (a.left, a.right) == (task.responses[a.left_index], task.responses[a.right_index])
+        assert a.shown_order == "ab"[a.left_index] + "ab"[a.right_index]
+    frame = store.labels()
+    assert (frame.winner == frame.left_index).all()  # "left" stored as the response shown left
+
+
+def test_gold_tasks_are_interleaved(make_store):
+    store = make_store(tiny_tasks(pairs=6, triads=0, agreement=0, gold=2), gold_every=3)
+    kinds = [a.kind for a in label_all(store, "ann")]
+    assert kinds == ["pair", "pair", "gold", "pair", "pair", "gold", "pair", "pair"]
+
+
+def test_gold_is_not_capped_by_default(make_store):
+    store = make_store(tiny_tasks(pairs=0, triads=0, agreement=0, gold=1), labels_per_task=1)
+    for name in ("ann", "bob", "cat"):
+        assert len(label_all(store, name)) == 1
+
+
+def test_skip_frees_the_slot_and_undo_brings_it_back(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0), labels_per_task=1)
+    a = store.next_assignment("ann")
+    assert store.next_assignment("bob") is None  # ann holds the only slot
+    store.skip(a.id, "ann")
+    store.skip(a.id, "ann")  # no-op
+    assert store.next_assignment("ann") is None  # never served again after a skip
+    assert store.progress("ann") == {"annotator": "ann", "done": 0, "skipped": 1,
+                                     "outstanding": 0, "remaining": 0, "total": 1}
+    b = store.next_assignment("bob")
+    assert b.task_id == a.task_id
+    with pytest.raises(ValueError, match="has since collected 1 labels"):
+        store.undo_last("ann")
+    store.skip(b.id, "bob")
+    assert store.undo_last("ann").id == a.id
+    assert store.next_assignment("ann").id == a.id
+
+
+def test_undo_last_deletes_the_label_and_reserves_it(make_store):
+    store = make_store(tiny_tasks(pairs=2, triads=0, agreement=0, gold=0))
+    first = store.next_assignment("ann")
+    store.submit(first.id, "ann", "left")
+    second = store.next_assignment("ann")
+    store.submit(second.id, "ann", "tie")
+    undone = store.undo_last("ann")
+    assert undone.id == second.id and undone.status == "served"
+    assert list(store.labels().assignment_id) == [first.id]
+    assert store.next_assignment("ann").id == second.id
+    store.submit(second.id, "ann", "right")
+    assert list(store.labels().choice) == ["left", "right"]
+    assert store.undo_last("nobody") is None
+
+
+def test_skipped_assignment_cannot_be_submitted(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    a = store.next_assignment("ann")
+    store.skip(a.id, "ann")
+    with pytest.raises(ValueError, match="was skipped"):
+        store.submit(a.id, "ann", "left")
+
+
+def test_lapsed_lease_lets_another_annotator_in_without_exceeding_k(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0),
+                       labels_per_task=1, lease_seconds=0)
+    a = store.next_assignment("ann")
+    b = store.next_assignment("bob")  # ann's lease lapsed at once
+    assert b is not None and b.task_id == a.task_id
+    store.submit(b.id, "bob", "left")
+    with pytest.raises(ValueError, match="expired and its task already has 1 labels"):
+        store.submit(a.id, "ann", "left")
+    assert list(store.labels().annotator) == ["bob"]
+
+
+def test_concurrent_annotators_never_overfill_a_pairing(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0), labels_per_task=2)
+    stores = [Store(store.url, StoreConfig(labels_per_task=2)) for _ in range(6)]
+    got = []
+    threads = [threading.Thread(target=lambda s=s, i=i: got.append(s.next_assignment(f"a{i}")))
+               for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert sum(a is not None for a in got) == 2
+
+
+def test_progress_counts_remaining_work(make_store):
+    store = make_store(tiny_tasks(pairs=2, triads=1, agreement=0, gold=0))
+    assert store.progress("ann")["remaining"] == 5
+    a = store.next_assignment("ann")
+    store.submit(a.id, "ann", "left")
+    assert store.progress("ann") == {"annotator": "ann", "done": 1, "skipped": 0,
+                                     "outstanding": 0, "remaining": 4, "total": 5}
+
+
+# ---------------------------------------------------------------- tasks
+
+def test_import_is_idempotent_and_all_or_nothing(make_store):
+    store = make_store()
+    tasks = tiny_tasks()
+    assert store.import_tasks(tasks) == len(tasks)
+    assert store.import_tasks(tasks) == 0
+    changed = Task(id="pair-0", kind="pair", prompt="edited", responses=("x", "y"))
+    fresh = Task(id="new", kind="pair", prompt="p", responses=("x", "y"))
+    with pytest.raises(ValueError, match="1 task id\\(s\\) already in the store with different content: pair-0"):
+        store.import_tasks([fresh, changed])
+    assert [t.id for t in store.tasks()] == [t.id for t in tasks]
+    assert [t.id for t in store.tasks("gold")] == ["gold-0"]
+    assert store.tasks() == tasks  # round trip keeps every field
+
+
+def test_ensure_seeded_imports_seed_files_only_when_empty(make_store, tmp_path, monkeypatch):
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    (seed_dir / "pairs.jsonl").write_text(
+        '{"id": "s1", "kind": "pair", "prompt": "p", "responses": ["a", "b"]}\n')
+    monkeypatch.setattr(seed, "SEED_DIR", seed_dir)
+    store = make_store()
+    assert store.ensure_seeded() == 1
+    assert store.ensure_seeded() == 0
+    (seed_dir / "gold.jsonl").write_text(
+        '{"id": "g1", "kind": "gold", "prompt": "p", "responses": ["a", "b"], "better": 1}\n')
+    assert store.ensure_seeded() == 0  # not empty: nothing imported behind the user's back
+    assert [t.id for t in store.tasks()] == ["s1"]
+
+
+def test_load_seed_tasks_tolerates_missing_files(tmp_path):
+    assert seed.load_seed_tasks(tmp_path) == []
+
+
+# ---------------------------------------------------------------- configuration
+
+def test_labels_per_task_comes_from_env(monkeypatch):
+    monkeypatch.setenv("RMLAB_LABELS_PER_TASK", "5")
+    assert StoreConfig().labels_per_task == 5
+    monkeypatch.setenv("RMLAB_LABELS_PER_TASK", "three")
+    with pytest.raises(ValueError, match="RMLAB_LABELS_PER_TASK='three' is not an integer"):
+        StoreConfig()
+    with pytest.raises(ValueError, match="labels_per_task must be >= 1"):
+        StoreConfig(labels_per_task=0)
+
+
+def test_db_location_defaults(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RMLAB_DB", raising=False)
+    assert resolve_url() == f"sqlite:///{tmp_path / 'runs' / 'labels.db'}"
+    monkeypatch.setenv("RMLAB_DB", str(tmp_path / "other.db"))
+    assert resolve_url() == f"sqlite:///{tmp_path / 'other.db'}"
+    assert resolve_url("postgresql+psycopg://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+
+
+def test_sqlite_is_durable_by_configuration(tmp_path):
+    with open_store(tmp_path / "x.db") as store, store.engine.connect() as conn:
+        pragmas = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+                   for p in ("journal_mode", "synchronous", "foreign_keys")}
+    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}
+
+
+def test_temp_store_drops_nothing_outside_its_folder(tmp_path):
+    with temp_store("sqlite", tmp_path) as store:
+        assert store.url == f"sqlite:///{tmp_path / 'labels.db'}"
