@@ -1,0 +1,221 @@
+"""Preference data from anywhere into one schema: prompt, chosen, rejected, margin, tie.
+
+Sources: our label-store export folder (`Dataset.save_to_disk`), JSONL(.gz)/CSV/Parquet files,
+an in-memory `datasets.Dataset`, or a Hub id (+ data_dir, split).
+Formats, detected per dataset from its columns and first row:
+- explicit: string `prompt`, `chosen`, `rejected`;
+- implicit: whole transcripts in `chosen`/`rejected` (hh-rlhf), split at the longest common
+  prefix that ends in an Assistant turn;
+- conversational: `chosen`/`rejected` (and optional `prompt`) are lists of {role, content}.
+Optional `margin` (float) and `tie` (bool) columns. Bad rows raise `ValueError` naming the
+source, row and field.
+"""
+from collections.abc import Callable
+from pathlib import Path
+
+COLUMNS = ("prompt", "chosen", "rejected", "margin", "tie")
+ASSISTANT = "\n\nAssistant:"
+ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System"}
+
+READERS: dict[str, Callable] = {}  # file suffix -> reader(path) -> pandas.DataFrame
+
+
+def _reader(*suffixes: str):
+    def register(fn):
+        READERS.update(dict.fromkeys(suffixes, fn))
+        return fn
+    return register
+
+
+@_reader(".jsonl", ".jsonl.gz", ".json", ".json.gz")
+def _read_json(path: Path):
+    import pandas as pd
+
+    lines = not path.name.endswith((".json", ".json.gz")) or _looks_like_lines(path)
+    return pd.read_json(path, lines=lines, dtype=False)
+
+
+def _looks_like_lines(path: Path) -> bool:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        return f.read(1) != "["
+
+
+@_reader(".csv", ".csv.gz")
+def _read_csv(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path, keep_default_na=False)
+
+
+@_reader(".parquet")
+def _read_parquet(path: Path):
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+class DataError(ValueError):
+    """A preference row that cannot be used; the message names source, row and field."""
+
+
+def _fail(where: str, row: int, field: str, problem: str):
+    raise DataError(f"{where}: row {row}, field '{field}': {problem}")
+
+
+# --- row normalisers: raw row dict -> (prompt, chosen, rejected) -----------------------------
+
+def _text(row: dict, field: str, where: str, i: int) -> str:
+    value = row.get(field)
+    if not isinstance(value, str) or not value.strip():
+        _fail(where, i, field, f"expected a non-empty string, got {type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
+def split_transcript(chosen: str, rejected: str) -> tuple[str, str, str] | None:
+    """hh-rlhf: the prompt is the longest common prefix ending in '\\n\\nAssistant:'."""
+    n = 0
+    for a, b in zip(chosen, rejected):
+        if a != b:
+            break
+        n += 1
+    cut = chosen.rfind(ASSISTANT, 0, n)
+    if cut < 0:
+        return None
+    end = cut + len(ASSISTANT)
+    return chosen[:end], chosen[end:].lstrip(" "), rejected[end:].lstrip(" ")
+
+
+def _messages_text(messages: list[dict]) -> str:
+    """A list of messages as one string: a lone user turn is its content, else hh-style turns."""
+    if len(messages) == 1 and messages[0].get("role") == "user":
+        return messages[0]["content"]
+    return "".join(f"\n\n{ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages)
+
+
+def _messages(row: dict, field: str, where: str, i: int) -> list[dict]:
+    value = row.get(field)
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    ok = isinstance(value, list) and value and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+    if not ok:
+        _fail(where, i, field, "expected a non-empty list of {'role': str, 'content': str} messages")
+    return value
+
+
+def _explicit(row, where, i):
+    return _text(row, "prompt", where, i), _text(row, "chosen", where, i), _text(row, "rejected", where, i)
+
+
+def _implicit(row, where, i):
+    chosen, rejected = _text(row, "chosen", where, i), _text(row, "rejected", where, i)
+    parts = split_transcript(chosen, rejected)
+    if parts is None:
+        _fail(where, i, "chosen", "implicit format: chosen and rejected share no prefix ending in an "
+              "'\\n\\nAssistant:' turn; give an explicit 'prompt' column instead")
+    return parts
+
+
+def _conversational(row, where, i):
+    chosen, rejected = _messages(row, "chosen", where, i), _messages(row, "rejected", where, i)
+    if row.get("prompt") is not None:
+        prompt = _messages(row, "prompt", where, i)
+    else:  # implicit conversational: shared leading messages are the prompt
+        n = 0
+        while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
+            n += 1
+        if n == 0:
+            _fail(where, i, "chosen", "conversational format without 'prompt': no shared leading messages")
+        prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+    reply = lambda msgs: "\n\n".join(m["content"] for m in msgs)  # noqa: E731
+    return _messages_text(prompt), reply(chosen), reply(rejected)
+
+
+FORMATS = {"explicit": _explicit, "implicit": _implicit, "conversational": _conversational}
+
+
+def detect_format(columns, first: dict) -> str:
+    missing = {"chosen", "rejected"} - set(columns)
+    if missing:
+        raise DataError(f"missing column(s) {sorted(missing)}; expected explicit (prompt/chosen/rejected), "
+                        f"implicit (chosen/rejected transcripts) or conversational (lists of messages); "
+                        f"got columns {sorted(columns)}")
+    if not isinstance(first.get("chosen"), str):
+        return "conversational"
+    return "explicit" if "prompt" in columns and first.get("prompt") is not None else "implicit"
+
+
+def _margin(row, where, i) -> float:
+    value = row.get("margin")
+    if value is None or value == "":
+        return 0.0
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        _fail(where, i, "margin", f"expected a number, got {value!r}")
+    if out != out:  # NaN: missing in a CSV/Parquet column
+        return 0.0
+    return out
+
+
+TRUE, FALSE = {True, 1, "1", "true", "True", "yes"}, {False, 0, "0", "false", "False", "no", "", None}
+
+
+def _tie(row, where, i) -> bool:
+    value = row.get("tie")
+    if hasattr(value, "item"):
+        value = value.item()
+    if value in TRUE:
+        return True
+    if value in FALSE or value != value:
+        return False
+    _fail(where, i, "tie", f"expected a boolean, got {value!r}")
+
+
+def normalize_rows(rows: list[dict], where: str = "data", first_row: int = 0) -> dict[str, list]:
+    """Rows in any supported format -> columns prompt, chosen, rejected, margin, tie."""
+    if not rows:
+        raise DataError(f"{where}: no rows")
+    fmt = FORMATS[detect_format(rows[0].keys(), rows[0])]
+    out = {c: [] for c in COLUMNS}
+    for i, row in enumerate(rows, start=first_row):
+        prompt, chosen, rejected = fmt(row, where, i)
+        for key, value in zip(COLUMNS, (prompt, chosen, rejected, _margin(row, where, i), _tie(row, where, i))):
+            out[key].append(value)
+    return out
+
+
+def _raw_rows(src, data_dir: str | None, split: str | None, max_pairs: int | None) -> tuple[list[dict], str, int]:
+    """(rows, name for errors, number of the first row: 1 for file lines, 0 otherwise)."""
+    import datasets
+
+    if isinstance(src, datasets.DatasetDict):
+        src = src[split or "train"]
+    if isinstance(src, datasets.Dataset):
+        ds = src.select(range(min(max_pairs, len(src)))) if max_pairs else src
+        return ds.to_list(), "dataset", 0
+    path = Path(src)
+    if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
+        return _raw_rows(datasets.load_from_disk(str(path)), data_dir, split, max_pairs)
+    reader = next((fn for suffix, fn in READERS.items() if path.name.endswith(suffix)), None)
+    if path.is_file() and reader is not None:
+        frame = reader(path)
+        frame = frame.head(max_pairs) if max_pairs else frame
+        return frame.to_dict("records"), str(path), 1
+    if path.exists():
+        raise DataError(f"{path}: not a preference file I can read; use one of {sorted(READERS)} "
+                        "or a folder written by labeling export (Dataset.save_to_disk)")
+    ds = datasets.load_dataset(str(src), data_dir=data_dir, split=split or "train")  # a Hub id
+    return _raw_rows(ds, data_dir, split, max_pairs)[0], str(src), 0
+
+
+def load_preferences(src, data_dir: str | None = None, split: str | None = None,
+                     max_pairs: int | None = None):
+    """Any supported source -> `datasets.Dataset` with columns prompt, chosen, rejected, margin, tie."""
+    import datasets
+
+    rows, where, first = _raw_rows(src, data_dir, split, max_pairs)
+    return datasets.Dataset.from_dict(normalize_rows(rows, where, first))

@@ -1,0 +1,38 @@
+"""One place that decides device and precision: bf16 autocast where the hardware has it, else fp32.
+
+Detect, don't assume: a CPU does bf16 matmuls fast only with AVX512-BF16 or AMX; without them
+bf16 autocast is slower than fp32.
+"""
+from functools import lru_cache
+
+import torch
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@lru_cache(maxsize=None)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has AVX512-BF16 or AMX tiles (torch's own CPUID probes)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def default_device() -> torch.device:
+    """The first CUDA GPU if there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_dtype(device: torch.device | str | None = None, precision: str = "auto") -> torch.dtype | None:
+    """bf16 when asked for, or when `precision="auto"` and the device runs bf16 fast; None means fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return None
+    device = torch.device(device) if device is not None else default_device()
+    fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
+    return torch.bfloat16 if precision == "bf16" or fast else None
+
+
+def mixed_precision_name(dtype: torch.dtype | None) -> str:
+    """The accelerate `mixed_precision` string for an autocast dtype."""
+    return "bf16" if dtype == torch.bfloat16 else "no"

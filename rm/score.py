@@ -1,0 +1,123 @@
+"""Score responses with one reward model or an ensemble: `load_scorer(...).score(prompts, responses)`.
+
+Inference runs under `torch.inference_mode` and bf16 autocast where the hardware has it.
+Texts are tokenized once (prompts shared by several responses are cached), sequences are
+batched by length, and a single model answers in one forward pass per batch.
+"""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rm.checkpoint import load_rm
+from rm.collate import SequenceCollator, sorted_batches
+from rm.device import autocast_dtype, default_device
+from rm.formatting import Formatter
+from rm.metrics import p_better as _p_better
+from rm.model import RewardModel
+
+ENSEMBLE_FILE = "rmlab_ensemble.json"
+
+
+@dataclass
+class Scores:
+    """Rewards of N responses: `members` (K, N), their `mean` (N,) and `std` (N,) (0 for K=1)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    members: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        self.mean = np.asarray(self.mean, dtype=np.float64)
+        self.std = np.zeros_like(self.mean) if self.std is None else np.asarray(self.std, dtype=np.float64)
+        self.members = self.mean[None] if self.members is None else np.asarray(self.members, dtype=np.float64)
+
+    @classmethod
+    def from_members(cls, members: np.ndarray) -> "Scores":
+        members = np.atleast_2d(np.asarray(members, dtype=np.float64))  # (K, N)
+        return cls(members.mean(0), members.std(0), members)
+
+    def conservative(self, lam: float = 1.0) -> np.ndarray:
+        """mean - lam·std: a pessimistic reward that penalises member disagreement."""
+        return self.mean - lam * self.std
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+
+def _tokenizer_key(model: RewardModel) -> tuple:
+    """Members with equal tokenizers and max length share one Formatter (texts tokenized once)."""
+    tok = model.tokenizer
+    backend = getattr(tok, "backend_tokenizer", None)
+    return (backend.to_str() if backend is not None else tok.name_or_path,
+            getattr(tok, "chat_template", None), model.max_length)
+
+
+class Scorer:
+    """Scores (prompt, response) pairs with K ≥ 1 reward models; see `Scores`."""
+
+    def __init__(self, models: list[RewardModel], name: str = "rm", temperature: float | None = None,
+                 precision: str = "auto", device: torch.device | str | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.models = [m.eval().to(self.device) for m in models]
+        self.name = name
+        self.temperature = float(temperature if temperature is not None else
+                                 (models[0].temperature if len(models) == 1 else 1.0))
+        self.dtype = autocast_dtype(self.device, precision)
+        formatters: dict[tuple, Formatter] = {}
+        self.formatters = [formatters.setdefault(_tokenizer_key(m), Formatter(m.tokenizer, m.max_length))
+                           for m in self.models]
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    @torch.inference_mode()
+    def _score_model(self, model: RewardModel, encoded, batch_size: int) -> np.ndarray:
+        tok = model.tokenizer
+        collate = SequenceCollator(tok.pad_token_id, tok.padding_side)
+        out = np.empty(len(encoded.input_ids))
+        for idx in sorted_batches([len(s) for s in encoded.input_ids], batch_size):
+            types = [encoded.token_type_ids[i] for i in idx] if encoded.token_type_ids is not None else None
+            batch = collate([encoded.input_ids[i] for i in idx], types)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                out[idx] = model(**batch).float().cpu().numpy()
+        return out
+
+    def score(self, prompts: list[str] | str, responses: list[str], batch_size: int = 32) -> Scores:
+        """Rewards of `responses[i]` to `prompts[i]` (a single prompt string is shared by all)."""
+        responses = list(responses)
+        prompts = [prompts] * len(responses) if isinstance(prompts, str) else list(prompts)
+        if len(prompts) != len(responses):
+            raise ValueError(f"got {len(prompts)} prompts for {len(responses)} responses")
+        if not responses:
+            return Scores.from_members(np.zeros((len(self.models), 0)))
+        encodings = {id(f): f.encode(prompts, responses) for f in self.formatters}
+        members = [self._score_model(m, encodings[id(f)], batch_size) for m, f in zip(self.models, self.formatters)]
+        return Scores.from_members(np.stack(members))
+
+    def p_better(self, r_a, r_b) -> np.ndarray:
+        """P(A preferred over B) = σ((r_A - r_B) / T) with the fitted temperature."""
+        return _p_better(r_a, r_b, self.temperature)
+
+
+def ensemble_members(path: Path) -> list[Path]:
+    """member_0, member_1, ... folders of an ensemble checkpoint, in numeric order."""
+    return sorted(path.glob("member_*"), key=lambda p: int(p.name.split("_")[-1]))
+
+
+def load_scorer(src: str | Path | list, precision: str = "auto", device=None) -> Scorer:
+    """A Scorer from a checkpoint folder, an HF path/Hub id, an ensemble folder or a list of them."""
+    if isinstance(src, (list, tuple)):
+        models = [m for s in src for m in load_scorer(s, precision, device).models]
+        return Scorer(models, name="+".join(Path(str(s)).name for s in src), precision=precision, device=device)
+    path = Path(src)
+    members = ensemble_members(path) if path.is_dir() else []
+    if members:
+        info_file = path / ENSEMBLE_FILE
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+        return Scorer([load_rm(m) for m in members], name=path.name, temperature=info.get("temperature"),
+                      precision=precision, device=device)
+    return Scorer([load_rm(src)], name=path.name or str(src), precision=precision, device=device)

@@ -1,0 +1,354 @@
+"""Bradley-Terry reward-model training: `train(TrainConfig(...)) -> checkpoint folder`.
+
+One loop: length-grouped batches with dynamic padding, bf16 autocast where the hardware has it
+(rm.device), AdamW with linear warmup and decay, gradient clipping, evaluation on a held-out
+split every epoch with early stopping, then temperature scaling on that split. `--ensemble K`
+trains K members (seeds seed..seed+K-1, bootstrap resamples of the training set) into
+`member_k/` folders. Every checkpoint holds metrics.json and curves.jsonl (one line per step).
+"""
+import argparse
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rm.cli import add_dataclass_args, from_dict
+from rm.collate import PairCollator, length_grouped_batches
+from rm.defaults import default_backbone
+from rm.device import PRECISIONS, autocast_dtype
+from rm.formatting import Formatter
+from rm.loss import bt_loss, center_loss
+from rm.metrics import all_metrics, fit_temperature
+from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer
+
+Callback = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved with the checkpoint."""
+
+    data: str = field(default=None, metadata={"help": "training preferences: export folder, JSONL/CSV/Parquet file or Hub id"})
+    out: str = field(default="runs/rm/default", metadata={"help": "checkpoint folder to write"})
+    data_dir: str | None = field(default=None, metadata={"help": "Hub dataset sub-folder (e.g. harmless-base)"})
+    split: str | None = field(default=None, metadata={"help": "Hub dataset split (default: train)"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out preferences; default: split off --eval-fraction of --data"})
+    eval_split: str | None = field(default=None, metadata={"help": "Hub split of --eval-data (default: --split)"})
+    eval_fraction: float = field(default=0.1, metadata={"help": "share of --data held out for evaluation when no --eval-data (0: none)"})
+    max_pairs: int | None = field(default=None, metadata={"help": "use only the first N pairs of --data"})
+    backbone: str | None = field(default=None, metadata={"help": "backbone path or Hub id (default: the offline all-MiniLM-L6-v2)"})
+    from_scratch: bool = field(default=False, metadata={"help": "initialise from the backbone's config instead of its weights"})
+    config_overrides: dict = field(default_factory=dict, metadata={"help": "JSON dict of backbone config changes, e.g. '{\"num_hidden_layers\": 2}'"})
+    pooling: str | None = field(default="mean", metadata={"help": "how a sequence becomes one vector; None = the architecture's own head", "choices": sorted(POOLING)})
+    max_length: int = field(default=256, metadata={"help": "tokens per sequence; the prompt is cut from the left first"})
+    dropout: float | None = field(default=None, metadata={"help": "override the backbone's dropout probabilities"})
+    epochs: int = field(default=1, metadata={"help": "passes over the training pairs"})
+    batch_size: int = field(default=16, metadata={"help": "pairs per optimiser step"})
+    lr: float = field(default=5e-5, metadata={"help": "peak AdamW learning rate"})
+    head_lr: float | None = field(default=None, metadata={"help": "learning rate of the reward head (default: --lr)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps with linear warmup, then linear decay to 0"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
+    center_coef: float = field(default=0.0, metadata={"help": "reward centering coefficient: coef * mean(r^2)"})
+    patience: int | None = field(default=None, metadata={"help": "stop after N epochs without better eval accuracy (keeps the best)"})
+    ensemble: int = field(default=1, metadata={"help": "train K members (different seeds, bootstrap resamples)"})
+    bootstrap: bool = field(default=True, metadata={"help": "resample the training set with replacement per ensemble member"})
+    seed: int = field(default=0, metadata={"help": "random seed (member k uses seed + k)"})
+    precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the hardware has it", "choices": list(PRECISIONS)})
+    eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass when evaluating"})
+    log_every: int = field(default=10, metadata={"help": "steps between progress-bar updates"})
+    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Like TrainConfig(**values) but an unknown key gets a did-you-mean message."""
+        return from_dict(cls, values)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["data"] = self.data if isinstance(self.data, (str, type(None))) else repr(self.data)
+        out["backbone"] = self.backbone or default_backbone()
+        return out
+
+
+# --- data -----------------------------------------------------------------------------------
+
+def load_splits(config: TrainConfig):
+    """(train, eval or None) preference datasets as described by the config."""
+    from rm.data import load_preferences
+
+    data = load_preferences(config.data, config.data_dir, config.split, config.max_pairs)
+    if config.eval_data is not None:
+        return data, load_preferences(config.eval_data, config.data_dir, config.eval_split or config.split)
+    n_eval = int(round(len(data) * config.eval_fraction))
+    if n_eval == 0:
+        return data, None
+    order = np.random.default_rng(config.seed).permutation(len(data))
+    return data.select(np.sort(order[n_eval:])), data.select(np.sort(order[:n_eval]))
+
+
+@dataclass
+class PairData:
+    """Tokenized pairs: features for PairCollator, plus how many pairs had to be truncated."""
+
+    features: list[dict]
+    n_truncated: int
+
+    def __len__(self):
+        return len(self.features)
+
+    def lengths(self) -> list[int]:
+        return [max(len(f["chosen_ids"]), len(f["rejected_ids"])) for f in self.features]
+
+    def subset(self, idx) -> "PairData":
+        return PairData([self.features[i] for i in idx], self.n_truncated)
+
+
+def tokenize_pairs(formatter: Formatter, ds) -> PairData:
+    """Dataset with prompt/chosen/rejected/margin/tie -> PairData (each text tokenized once)."""
+    chosen = formatter.encode(ds["prompt"], ds["chosen"])
+    rejected = formatter.encode(ds["prompt"], ds["rejected"])
+    features = []
+    for i, (margin, tie) in enumerate(zip(ds["margin"], ds["tie"])):
+        f = {"chosen_ids": chosen.input_ids[i], "rejected_ids": rejected.input_ids[i], "margin": margin, "tie": tie}
+        if chosen.token_type_ids is not None:
+            f["chosen_types"], f["rejected_types"] = chosen.token_type_ids[i], rejected.token_type_ids[i]
+        features.append(f)
+    cut = sum(a or b for a, b in zip(chosen.truncated, rejected.truncated))
+    return PairData(features, cut)
+
+
+# --- one model ------------------------------------------------------------------------------
+
+def _move(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _forward(model: RewardModel, batch: dict) -> torch.Tensor:
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    return model(**inputs)  # (2B,) first half chosen, second half rejected
+
+
+@torch.inference_mode()
+def pair_rewards(model: RewardModel, data: PairData, collate: PairCollator, batch_size: int, device,
+                 dtype: torch.dtype | None) -> tuple[np.ndarray, np.ndarray]:
+    """(r_chosen, r_rejected), each (N,), for tokenized pairs; batches sorted by length."""
+    was_training = model.training
+    model.eval()
+    order = np.argsort([-n for n in data.lengths()], kind="stable")
+    r_c, r_r = np.empty(len(data)), np.empty(len(data))
+    pairs_per_batch = max(1, batch_size // 2)
+    for start in range(0, len(order), pairs_per_batch):
+        idx = order[start:start + pairs_per_batch]
+        batch = _move(collate([data.features[i] for i in idx]), device)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            rewards = _forward(model, batch).float().cpu().numpy()
+        r_c[idx], r_r[idx] = rewards[:len(idx)], rewards[len(idx):]
+    model.train(was_training)
+    return r_c, r_r
+
+
+def _optimizer(model: RewardModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norms; the head may have its own learning rate."""
+    groups: dict[tuple, list] = {}
+    head_params = {id(p) for p in (model.head.parameters() if model.head is not None else [])}
+    for name, p in model.named_parameters():
+        decay = config.weight_decay if p.ndim >= 2 else 0.0
+        lr = config.head_lr if (config.head_lr and id(p) in head_params) else config.lr
+        groups.setdefault((decay, lr), []).append(p)
+    return torch.optim.AdamW([{"params": ps, "weight_decay": d, "lr": lr} for (d, lr), ps in groups.items()])
+
+
+def _schedule(optimizer, total_steps: int, warmup_ratio: float):
+    warmup = int(math.ceil(total_steps * warmup_ratio))
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _better(new: dict, best: dict | None) -> bool:
+    return best is None or (new["eval_accuracy"], -new["eval_loss"]) > (best["eval_accuracy"], -best["eval_loss"])
+
+
+def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData | None, out: Path,
+                 seed: int, callback: Callback | None = None, member: int = 0) -> tuple[RewardModel, dict]:
+    """Train one reward model and save it to `out`; returns (model, metrics)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    set_seed(seed)
+    accelerator = Accelerator()
+    device = accelerator.device
+    dtype = autocast_dtype(device, config.precision)
+    model = build_reward_model(config.backbone or default_backbone(), config.pooling, config.from_scratch,
+                               config.config_overrides, dropout=config.dropout)
+    model.max_length = config.max_length
+    tokenizer = model.tokenizer
+    collate = PairCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+    optimizer = _optimizer(model, config)
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = _schedule(optimizer, total_steps, config.warmup_ratio)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    raw = accelerator.unwrap_model(model)
+
+    curves, best, best_state, stale, step, train_seconds, seen = [], None, None, 0, 0, 0.0, 0
+    bar = tqdm(total=total_steps, desc=f"train{f' member {member}' if config.ensemble > 1 else ''}",
+               disable=not config.progress, dynamic_ncols=True)
+    for epoch in range(config.epochs):
+        model.train()
+        epoch_hits, epoch_n = 0.0, 0
+        for idx in length_grouped_batches(train_data.lengths(), config.batch_size, seed=seed * 1000 + epoch):
+            t0 = time.perf_counter()
+            batch = _move(collate([train_data.features[i] for i in idx]), device)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                rewards = _forward(model, batch).float()
+            r_c, r_r = rewards.chunk(2)  # (B,), (B,)
+            loss = bt_loss(r_c, r_r, batch["margin"], batch["tie"])
+            if config.center_coef:
+                loss = loss + center_loss(rewards, config.center_coef)
+            accelerator.backward(loss)
+            grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                         if config.max_grad_norm else torch.tensor(float("nan")))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            train_seconds += time.perf_counter() - t0
+            seen += len(idx)
+            step += 1
+            hits = ((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).sum().item()
+            epoch_hits, epoch_n = epoch_hits + hits, epoch_n + len(idx)
+            record = {"step": step, "total_steps": total_steps,
+                      "epoch": epoch + (step - epoch * steps_per_epoch) / steps_per_epoch,
+                      "loss": loss.item(), "accuracy": hits / len(idx), "lr": scheduler.get_last_lr()[0],
+                      "grad_norm": float(grad_norm), "reward_gap": (r_c - r_r).mean().item(),
+                      "pairs_per_s": seen / train_seconds, "member": member}
+            curves.append(record)
+            if callback:
+                callback(dict(record, event="step"))
+            bar.update(1)
+            if step % config.log_every == 0 or step == total_steps:
+                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{epoch_hits / epoch_n:.3f}",
+                                pairs_s=f"{record['pairs_per_s']:.1f}")
+        if eval_data is None:
+            continue
+        r_c, r_r = pair_rewards(raw, eval_data, collate, config.eval_batch_size, device, dtype)
+        ties = [f["tie"] for f in eval_data.features]
+        m = all_metrics(r_c, r_r, ties)
+        record = {"event": "eval", "step": step, "total_steps": total_steps, "epoch": epoch + 1,
+                  "loss": curves[-1]["loss"], "accuracy": epoch_hits / max(1, epoch_n),
+                  "eval_accuracy": m["accuracy"], "eval_loss": m["log_loss"], "member": member}
+        curves.append(record)
+        if callback:
+            callback(record)
+        bar.write(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
+                  f"eval loss {m['log_loss']:.4f}")
+        if _better(record, best):
+            best, stale = record, 0
+            if config.epochs > 1:
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in raw.state_dict().items()}
+        else:
+            stale += 1
+            if config.patience is not None and stale >= config.patience:
+                bar.write(f"early stop after epoch {epoch + 1}: no better eval accuracy for {stale} epoch(s)")
+                break
+    bar.close()
+    if best_state is not None and best is not curves[-1]:
+        raw.load_state_dict(best_state)
+
+    metrics = {"n_train": len(train_data), "n_truncated_train": train_data.n_truncated, "steps": step,
+               "train_seconds": train_seconds, "train_pairs_per_s": seen / max(train_seconds, 1e-9),
+               "n_params": count_parameters(raw), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+               "device": str(device), "best_epoch": best["epoch"] if best else None}
+    temperature = 1.0
+    if eval_data is not None:
+        r_c, r_r = pair_rewards(raw, eval_data, collate, config.eval_batch_size, device, dtype)
+        ties = [f["tie"] for f in eval_data.features]
+        temperature = fit_temperature(r_c, r_r, ties)
+        metrics |= {"n_truncated_eval": eval_data.n_truncated, **all_metrics(r_c, r_r, ties, temperature)}
+    raw.eval()
+    save_member(raw, tokenizer, out, config, metrics, curves, temperature)
+    return raw, metrics
+
+
+def save_member(model: RewardModel, tokenizer, out: Path, config: TrainConfig, metrics: dict,
+                curves: list[dict], temperature: float) -> Path:
+    from rm.checkpoint import save_rm
+
+    save_rm(model, tokenizer, out, config.to_dict(), metrics, temperature)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "curves.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curves))
+    return out
+
+
+# --- the public entry point ------------------------------------------------------------------
+
+def bootstrap_indices(n: int, seed: int) -> np.ndarray:
+    """n indices drawn with replacement (a bootstrap resample), sorted."""
+    return np.sort(np.random.default_rng(seed).integers(0, n, size=n))
+
+
+def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
+    """Train a reward model (or an ensemble) as configured; return the checkpoint folder."""
+    config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
+    if config.data is None:
+        raise ValueError("TrainConfig.data is required: a label export folder, a JSONL/CSV/Parquet file or a Hub id")
+    if config.ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
+    train_ds, eval_ds = load_splits(config)
+    formatter = Formatter(load_tokenizer(config.backbone or default_backbone()), config.max_length)
+    train_data = tokenize_pairs(formatter, train_ds)
+    eval_data = tokenize_pairs(formatter, eval_ds) if eval_ds is not None else None
+    out = Path(config.out)
+    if config.ensemble == 1:
+        train_member(config, train_data, eval_data, out, config.seed, callback)
+        return out
+    for k in range(config.ensemble):
+        seed = config.seed + k
+        data = train_data.subset(bootstrap_indices(len(train_data), seed)) if config.bootstrap else train_data
+        train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
+    write_ensemble_info(out, config, eval_data)
+    return out
+
+
+def write_ensemble_info(out: Path, config: TrainConfig, eval_data: PairData | None) -> dict:
+    """Ensemble-level metrics (mean reward of the members) and temperature -> rmlab_ensemble.json."""
+    from rm.score import ENSEMBLE_FILE, load_scorer
+
+    info = {"members": config.ensemble, "train_config": config.to_dict(), "temperature": 1.0}
+    if eval_data is not None:
+        scorer = load_scorer(out, precision=config.precision)
+        ds = eval_data.features
+        # score the token ids we already have, member by member, as the scorer would
+        r_c = np.mean([pair_rewards(m, eval_data, PairCollator(m.tokenizer.pad_token_id, m.tokenizer.padding_side),
+                                    config.eval_batch_size, scorer.device, scorer.dtype)[0] for m in scorer.models], 0)
+        r_r = np.mean([pair_rewards(m, eval_data, PairCollator(m.tokenizer.pad_token_id, m.tokenizer.padding_side),
+                                    config.eval_batch_size, scorer.device, scorer.dtype)[1] for m in scorer.models], 0)
+        ties = [f["tie"] for f in ds]
+        info["temperature"] = fit_temperature(r_c, r_r, ties)
+        info["metrics"] = all_metrics(r_c, r_r, ties, info["temperature"])
+        (out / "metrics.json").write_text(json.dumps(info["metrics"], indent=2))
+    (out / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2, default=str))
+    return info
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(prog="python -m rm.train", description=__doc__.splitlines()[0])
+    add_dataclass_args(parser, TrainConfig, required=("data",))
+    args = vars(parser.parse_args(argv))
+    out = train(TrainConfig.from_dict(args))
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
