@@ -711,7 +711,8 @@ class Store:
         (e.g. "bc": the pairing's response letters in canonical order), annotator, prompt,
         left_index, right_index, shown_order, left, right, choice, strength, margin,
         winner, loser (response indices, <NA> for tie/both_bad), chosen, rejected (winner
-        and loser texts; for tie/both_bad the left and right texts), tie, both_bad,
+        and loser texts; for tie/both_bad the left and right texts), tie (no response
+        won: choice tie or both_bad, so a trainer never reads both_bad as a win), both_bad,
         rationale, tags, seconds, created_at, agreeing, better.
         """
         a, t, lab = assignments_t.c, tasks_t.c, labels_t.c
@@ -747,7 +748,7 @@ def _derive(row: dict) -> dict:
             "left": responses[row["left_index"]], "right": responses[row["right_index"]],
             "chosen": responses[row["winner"] if decided else row["left_index"]],
             "rejected": responses[row["loser"] if decided else row["right_index"]],
-            "tie": row["choice"] == "tie", "both_bad": row["choice"] == "both_bad",
+            "tie": not decided, "both_bad": row["choice"] == "both_bad",
             "tags": list(row["tags"] or [])}
 
 

@@ -101,7 +101,7 @@ def test_margin_follows_strength_and_ties_have_none(make_store):
     assert margins == {"left": MARGINS[1], "right": MARGINS[2], "tie": 0.0, "both_bad": 0.0}
     frame = store.labels().set_index("choice")
     assert frame.loc["tie"].tie and not frame.loc["tie"].both_bad
-    assert frame.loc["both_bad"].both_bad and not frame.loc["both_bad"].tie
+    assert frame.loc["both_bad"].both_bad and frame.loc["both_bad"].tie  # nobody won
     assert frame.loc["tie"].chosen == frame.loc["tie"].left  # shown order for ties
 
 

@@ -1,0 +1,136 @@
+"""labeling.export: dataset schema, order-independence, majority aggregation, file formats."""
+import json
+
+import pytest
+
+from labeling.export import (FEATURES, ExportConfig, export, load_export, preference_rows,
+                             to_dataset)
+from labeling.store import MARGINS, Store, StoreConfig
+from labeling.testing import tiny_tasks
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "labels.db", StoreConfig(seed=1, labels_per_task=3))
+    store.import_tasks(tiny_tasks(pairs=4, triads=1, agreement=0, gold=0))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def labeled(store):
+    """Three annotators, hand-chosen verdicts (see test_majority_... for the expected rows)."""
+    verdicts = {  # (task, pairing): {annotator: (verdict, strength)}
+        ("pair-0", 0): {"ann": (0, 3), "bob": (0, 1), "cat": (1, 2)},
+        ("pair-1", 0): {"ann": (0, 2), "bob": (1, 2), "cat": ("tie", 2)},
+        ("pair-2", 0): {"ann": ("both_bad", 1), "bob": ("both_bad", 1), "cat": (0, 3)},
+        ("pair-3", 0): {"ann": (1, 1)},
+        ("triad-0", 2): {"ann": ("tie", 2), "bob": (2, 3)},
+    }
+    for annotator in ("ann", "bob", "cat"):
+        mine = {key: v[annotator] for key, v in verdicts.items() if annotator in v}
+        while mine:
+            a = store.next_assignment(annotator)
+            key = (a.task_id, a.pair_index)
+            if key not in mine:
+                store.skip(a.id, annotator)
+                continue
+            verdict, strength = mine.pop(key)
+            if isinstance(verdict, int):
+                verdict = "left" if a.left_index == verdict else "right"
+            store.submit(a.id, annotator, verdict, strength)
+    return store
+
+
+def by_key(rows):
+    return {(r["task_id"], r["pair_index"]): r for r in rows}
+
+
+def test_dataset_has_the_preference_schema(labeled):
+    ds = to_dataset(labeled)
+    assert ds.features == FEATURES
+    assert ds.column_names[:3] == ["prompt", "chosen", "rejected"]
+    assert len(ds) == 3 + 3 + 3 + 1 + 2  # every label kept, ties and both-bad included
+
+
+def test_rows_are_independent_of_the_shown_order(labeled):
+    rows = [r for r in to_dataset(labeled) if r["task_id"] == "pair-0"]
+    assert {r["shown_order"] for r in rows} <= {"ab", "ba"}
+    chosen = {r["annotator"]: r["chosen"] for r in rows}
+    assert chosen == {"ann": "pair-0 response a", "bob": "pair-0 response a",
+                      "cat": "pair-0 response b"}
+    margins = {r["annotator"]: r["margin"] for r in rows}
+    assert margins == {"ann": MARGINS[3], "bob": MARGINS[1], "cat": MARGINS[2]}
+
+
+def test_ties_and_both_bad_are_flagged_in_shown_order(labeled):
+    frame = labeled.labels()
+    rows = by_key(r for r in to_dataset(labeled) if r["annotator"] == "ann")
+    tie_label = frame[(frame.annotator == "ann") & (frame.task_id == "triad-0")].iloc[0]
+    tie = rows[("triad-0", 2)]
+    assert (tie["tie"], tie["both_bad"], tie["margin"]) == (True, False, 0.0)
+    assert (tie["chosen"], tie["rejected"]) == (tie_label.left, tie_label.right)
+    both_bad = rows[("pair-2", 0)]
+    assert (both_bad["tie"], both_bad["both_bad"], both_bad["margin"]) == (True, True, 0.0)
+
+
+def test_majority_collapses_each_pairing(labeled):
+    rows = by_key(to_dataset(labeled, aggregate="majority"))
+    assert len(rows) == 5
+    # pair-0: a, a, b -> a wins; margin = mean over the two a-votes = (1 + 1/3) / 2
+    assert rows[("pair-0", 0)] | {"created_at": None} == {
+        "prompt": "pair prompt 0", "chosen": "pair-0 response a",
+        "rejected": "pair-0 response b", "margin": pytest.approx(2 / 3), "tie": False,
+        "both_bad": False, "annotator": "ann,bob,cat", "task_id": "pair-0",
+        "task_kind": "pair", "category": "test", "pair_index": 0, "shown_order": "ab",
+        "n_labels": 3, "created_at": None}
+    # pair-1: a, b, tie -> no majority -> tie in the pairing's own order (a, b)
+    r = rows[("pair-1", 0)]
+    assert (r["tie"], r["both_bad"], r["margin"], r["chosen"], r["rejected"]) == (
+        True, False, 0.0, "pair-1 response a", "pair-1 response b")
+    # pair-2: both_bad, both_bad, a -> no majority winner; both-bad is the majority
+    r = rows[("pair-2", 0)]
+    assert (r["tie"], r["both_bad"], r["margin"]) == (True, True, 0.0)
+    # pair-3: one label, b (strength 1) -> b
+    r = rows[("pair-3", 0)]
+    assert (r["chosen"], r["margin"], r["n_labels"]) == ("pair-3 response b", MARGINS[1], 1)
+    # triad-0, pairing ca: tie, c -> 1 of 2 is no majority -> tie, c before a
+    r = rows[("triad-0", 2)]
+    assert (r["tie"], r["shown_order"], r["chosen"], r["rejected"]) == (
+        True, "ca", "triad-0 response c", "triad-0 response a")
+
+
+def test_unknown_aggregate_or_format_is_rejected(labeled, tmp_path):
+    with pytest.raises(ValueError, match="unknown aggregate 'mode'; use one of none, majority"):
+        preference_rows(labeled.labels(), "mode")
+    with pytest.raises(ValueError, match="unknown format 'csv'; use one of hf, jsonl, parquet"):
+        ExportConfig(out=str(tmp_path), format="csv")
+
+
+def test_empty_store_gives_an_empty_dataset_with_the_schema(tmp_path):
+    with Store(tmp_path / "empty.db") as store:
+        ds = to_dataset(store, aggregate="majority")
+    assert len(ds) == 0 and ds.features == FEATURES
+
+
+@pytest.mark.parametrize("fmt, data_name", [("hf", "."), ("jsonl", "preferences.jsonl"),
+                                            ("parquet", "preferences.parquet")])
+@pytest.mark.parametrize("aggregate", ["none", "majority"])
+def test_export_round_trips_and_saves_its_config(labeled, tmp_path, fmt, data_name, aggregate):
+    out = tmp_path / f"export-{fmt}"
+    config = ExportConfig(out=str(out), format=fmt, aggregate=aggregate)
+    export(labeled, config)
+    export(labeled, config)  # exporting again over an old export replaces it
+    expected = to_dataset(labeled, aggregate)
+    loaded = load_export(out)
+    assert loaded.features == FEATURES
+    assert loaded.to_list() == expected.to_list()
+    saved = json.loads((out / "export_config.json").read_text())
+    assert {k: saved[k] for k in ("out", "format", "aggregate", "rows", "data")} == {
+        "out": str(out), "format": fmt, "aggregate": aggregate, "rows": len(expected),
+        "data": data_name}
+    assert saved["db"].startswith("sqlite:///") and saved["margins"]["3 (much)"] == 1.0
+
+
+def test_load_export_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no export"):
+        load_export(tmp_path)
