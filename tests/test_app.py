@@ -1,0 +1,177 @@
+"""app.py: the labeling endpoints through gradio_client, roles, and safe rendering."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+import app
+from labeling.store import StoreConfig, open_store
+from labeling.testing import tiny_tasks
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks(pairs=3, triads=1, agreement=1, gold=1))
+    yield store
+    store.close()
+
+
+def serve(store, access: app.Access) -> tuple[str, object]:
+    demo = app.build_ui(store, access)
+    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    return demo.local_url, demo
+
+
+@pytest.fixture
+def open_app(store):
+    url, demo = serve(store, app.Access())
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_app(tmp_path_factory):
+    """Roles configured: researcher "carol" (verified identity only) or the token "s3cret"."""
+    store = open_store(tmp_path_factory.mktemp("guarded") / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks())
+    url, demo = serve(store, app.Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
+    yield url
+    demo.close()
+    store.close()
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+
+def test_double_submit_stores_one_label(open_app, store):
+    task = open_app.predict("alice", api_name="/next_task")
+    first = open_app.predict("alice", task["assignment_id"], "A", "much", " terse ", ["hedges"],
+                             api_name="/submit_label")
+    again = open_app.predict("alice", task["assignment_id"], "B", "slightly", "", [],
+                             api_name="/submit_label")
+    labels = store.labels()
+    assert len(labels) == 1
+    assert again["label_id"] == first["label_id"]
+    row = labels.iloc[0]
+    # "A" is the left response as shown; the first submit wins
+    assert (row.choice, row.strength, row.winner) == ("left", 3, row.left_index)
+    assert row.chosen == task["response_a"] and row.rejected == task["response_b"]
+    assert (row.rationale, row.tags) == ("terse", ["hedges"])
+    assert row.seconds >= 0
+    assert first["progress"]["done"] == 1
+
+
+def test_next_task_serves_the_open_task_again_until_labelled(open_app):
+    first = open_app.predict("alice", api_name="/next_task")
+    again = open_app.predict("alice", api_name="/next_task")
+    assert again["assignment_id"] == first["assignment_id"]
+    open_app.predict("alice", first["assignment_id"], "tie", "clearly", "", [], api_name="/submit_label")
+    after = open_app.predict("alice", api_name="/next_task")
+    assert after["assignment_id"] != first["assignment_id"]
+    assert after["progress"]["done"] == 1
+
+
+def test_script_labels_every_task(open_app, store):
+    """The README's loop: next_task until None, each pairing of each task once."""
+    task = open_app.predict("bob", api_name="/next_task")
+    served = []
+    while task["assignment_id"] is not None:
+        served.append(task["assignment_id"])
+        open_app.predict("bob", task["assignment_id"], "B", "clearly", "", [], api_name="/submit_label")
+        task = open_app.predict("bob", api_name="/next_task")
+    # 3 pairs + 1 agreement + 1 gold + a triad's 3 pairings; the loop can end early only
+    # when the triad's last pairing would follow its sibling back to back
+    assert len(served) == len(set(served)) == len(store.labels())
+    assert len(served) + task["progress"]["remaining"] == 8
+
+
+@pytest.mark.parametrize("args, match", [
+    (("maybe", "clearly", "", []), "choice must be one of A, B, tie, both_bad"),
+    (("A", "hugely", "", []), "strength must be one of slightly, clearly, much"),
+    (("A", "clearly", "", ["rude"]), "unknown tag 'rude'"),
+])
+def test_submit_label_rejects_bad_values(open_app, store, args, match):
+    task = open_app.predict("alice", api_name="/next_task")
+    with pytest.raises(AppError, match=match):
+        open_app.predict("alice", task["assignment_id"], *args, api_name="/submit_label")
+    assert store.labels().empty
+
+
+def test_submit_label_refuses_someone_elses_assignment(open_app, store):
+    task = open_app.predict("alice", api_name="/next_task")
+    with pytest.raises(AppError, match="belongs to another annotator"):
+        open_app.predict("mallory", task["assignment_id"], "A", "clearly", "", [], api_name="/submit_label")
+    with pytest.raises(AppError, match="no assignment with id 999"):
+        open_app.predict("alice", 999, "A", "clearly", "", [], api_name="/submit_label")
+    assert store.labels().empty
+
+
+def test_next_task_needs_a_name(open_app):
+    with pytest.raises(AppError, match="Enter your name"):
+        open_app.predict("  ", api_name="/next_task")
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+@pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl"))])
+@pytest.mark.parametrize("name, token", [("bob", ""), ("bob", "wrong"), ("carol", "")])
+def test_researcher_endpoints_refuse_non_researchers(guarded_app, api_name, args, name, token):
+    # "carol" is a listed researcher, but a typed name is not a verified identity
+    client = Client(guarded_app, verbose=False)
+    client.predict(name, token, api_name="/sign_in")
+    with pytest.raises(AppError, match="needs the researcher role"):
+        client.predict(*args, api_name=api_name)
+
+
+@pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl"))])
+def test_researcher_endpoints_refuse_a_session_that_never_signed_in(guarded_app, api_name, args):
+    with pytest.raises(AppError, match="needs the researcher role"):
+        Client(guarded_app, verbose=False).predict(*args, api_name=api_name)
+
+
+@pytest.mark.parametrize("access, verified, token, expected", [
+    (app.Access(), None, None, True),  # nothing configured: a local run
+    (app.Access(admin_token="s3cret"), None, "s3cret", True),
+    (app.Access(admin_token="s3cret"), None, "s3cre", False),
+    (app.Access(admin_token="s3cret"), None, None, False),
+    (app.Access(researchers=frozenset({"carol"})), "carol", None, True),
+    (app.Access(researchers=frozenset({"carol"})), "bob", "anything", False),
+    (app.Access(researchers=frozenset({"carol"})), None, None, False),
+])
+def test_access_grants(access, verified, token, expected):
+    assert access.grants(verified, token) is expected
+
+
+def test_access_from_env():
+    access = app.Access.from_env({"RMLAB_RESEARCHERS": " carol, dan ,", "RMLAB_ADMIN_TOKEN": ""})
+    assert access == app.Access(researchers=frozenset({"carol", "dan"}), admin_token=None)
+    assert not access.open
+    assert app.Access.from_env({}).open
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def test_render_markdown_shows_raw_html_as_text():
+    out = app.render_markdown('**bold** <script>alert(1)</script> <img src=x onerror="alert(1)">')
+    assert "<strong>bold</strong>" in out
+    assert "<script" not in out and "<img" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+
+
+def test_render_markdown_keeps_code_and_drops_script_links():
+    out = app.render_markdown("```python\nprint('<b>')\n\nx = 1\n```\n\n[click](javascript:alert(1)) [ok](https://example.org)")
+    assert "print(&#39;&lt;b&gt;&#39;)\n\nx = 1" in out or "print('&lt;b&gt;')\n\nx = 1" in out
+    assert 'href="javascript' not in out  # markdown-it leaves such a link as plain text
+    assert 'href="https://example.org"' in out and "nofollow" in out
