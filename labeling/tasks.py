@@ -238,8 +238,12 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
 def _read_csv(path: Path) -> Iterator[tuple[str, dict]]:
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
+        end = 1  # the header line (a quoted cell may span lines, so track where rows start)
         for record in reader:
-            where = f"{path.name} line {reader.line_num}"
+            where, end = f"{path.name} line {end + 1}", reader.line_num
+            if None in record:  # DictReader puts surplus cells under the key None
+                yield where, f"{len(record[None])} more cell(s) than header columns"
+                continue
             out = _tabular(record)
             for name in INDEX_FIELDS:
                 if isinstance(out.get(name), str) and out[name].strip().lstrip("-").isdigit():
