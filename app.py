@@ -29,8 +29,12 @@ import hmac
 import html
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,6 +42,7 @@ import gradio as gr
 import nh3
 from markdown_it import MarkdownIt
 
+from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export
 from labeling.store import Store, open_store
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -316,8 +321,8 @@ def build_dashboard_tab() -> SimpleNamespace:
         ui.bias_plot = gr.Plot(label="Position bias", elem_id="rm-bias-plot")
     with gr.Accordion("Export the dataset", open=False):
         with gr.Row(equal_height=True):
-            ui.aggregate = gr.Radio(["none", "majority"], value="none", label="Aggregate labels")
-            ui.export_format = gr.Radio(["jsonl", "parquet"], value="jsonl", label="Format")
+            ui.aggregate = gr.Radio(list(AGGREGATORS), value="none", label="Aggregate labels")
+            ui.export_format = gr.Radio(list(WRITERS), value="jsonl", label="Format")
             ui.export = gr.Button("Export", elem_id="rm-export")
         ui.export_file = gr.File(label="Dataset", interactive=False, elem_id="rm-export-file")
     return ui
@@ -400,7 +405,7 @@ def build_ui(store: Store, access: Access | None = None, title: str = "Reward-mo
         def export_dataset(aggregate: str, fmt: str, sess: Session) -> str:
             """Export the labels as a preference dataset file (researchers only)."""
             require_researcher(sess)
-            return export_file(store, aggregate, fmt)
+            return export_zip(store, aggregate, fmt)
 
         ui_only = {"api_visibility": "private"}
         gr.on([label.signin.click, label.name.submit, label.token.submit], sign_in,
@@ -466,8 +471,17 @@ def dashboard_view(store: Store, dash: SimpleNamespace) -> dict:
     raise gr.Error("The dashboard needs labeling.stats, which is not in this checkout yet.")
 
 
-def export_file(store: Store, aggregate: str, fmt: str) -> str:
-    raise gr.Error("Export needs labeling.export, which is not in this checkout yet.")
+def export_zip(store: Store, aggregate: str, fmt: str) -> str:
+    """Export the labels (data file + export_config.json) and zip them for download."""
+    try:
+        config = ExportConfig(out=tempfile.mkdtemp(prefix="rmlab-export-"), format=fmt,
+                              aggregate=aggregate)
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+    export(store, config)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return shutil.make_archive(str(Path(config.out).parent / f"preferences-{aggregate}-{fmt}-{stamp}"),
+                               "zip", config.out)
 
 
 # ----------------------------------------------------------------------------- entry point
