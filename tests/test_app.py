@@ -1,6 +1,8 @@
 """app.py: the labeling endpoints through gradio_client, roles, and safe rendering."""
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 
 import pytest
@@ -175,3 +177,22 @@ def test_render_markdown_keeps_code_and_drops_script_links():
     assert "print(&#39;&lt;b&gt;&#39;)\n\nx = 1" in out or "print('&lt;b&gt;')\n\nx = 1" in out
     assert 'href="javascript' not in out  # markdown-it leaves such a link as plain text
     assert 'href="https://example.org"' in out and "nofollow" in out
+
+
+def test_api_lists_only_the_named_endpoints(open_app):
+    api = open_app.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/sign_in", "/next_task", "/submit_label", "/dashboard",
+                                           "/export_dataset"}
+    assert not api["unnamed_endpoints"]  # the buttons' own events are private
+
+
+def test_researcher_token_unlocks_the_export(guarded_app, tmp_path):
+    client = Client(guarded_app, verbose=False, download_files=str(tmp_path))
+    client.predict("dana", "s3cret", api_name="/sign_in")
+    task = client.predict("dana", api_name="/next_task")
+    client.predict("dana", task["assignment_id"], "A", "slightly", "", [], api_name="/submit_label")
+    archive = client.predict("none", "jsonl", api_name="/export_dataset")
+    shutil.unpack_archive(archive, tmp_path / "export")
+    rows = [json.loads(line) for line in (tmp_path / "export" / "preferences.jsonl").read_text().splitlines()]
+    assert [(r["annotator"], r["chosen"], r["margin"]) for r in rows] == [("dana", task["response_a"], 1 / 3)]
+    assert json.loads((tmp_path / "export" / "export_config.json").read_text())["aggregate"] == "none"
