@@ -1,0 +1,11 @@
+"""Labeling: tasks, the label store, assignment of work to annotators, agreement, export.
+
+- `labeling.tasks`: the `Task` record and validated loading (`load_tasks`).
+- `labeling.store`: `open_store(db)` -> `Store` (SQLite or PostgreSQL), assignment rules.
+- `labeling.seed`: the seed task set in data/tasks/ (`load_seed_tasks`).
+- `labeling.export`: labels -> `datasets.Dataset` (`to_dataset`, `export`, `load_export`).
+- `labeling.stats`: agreement, gold accuracy, position/agreement bias, triad cycles.
+- `python -m labeling import|export|stats|seed`: the command line.
+
+Nothing is imported here, so `import labeling` stays cheap.
+"""
