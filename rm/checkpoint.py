@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rm.model import RewardModel, load_tokenizer, native_pooling
+from rm.model import RewardModel, load_tokenizer, native_pooling, quiet_transformers
 
 CONFIG_FILE = "rmlab_config.json"
 HEAD_FILE = "head.safetensors"
@@ -36,7 +36,8 @@ def save_rm(model: RewardModel, tokenizer, out_dir: str | Path, config: dict | N
         model.temperature = float(temperature)
     body_dir = out if model.native else out / "backbone"
     model.body.config.pad_token_id = tokenizer.pad_token_id  # the native `last` head finds pads by id
-    model.body.save_pretrained(body_dir)
+    with quiet_transformers():
+        model.body.save_pretrained(body_dir)
     if not model.native:
         save_file({k: v.detach().float().contiguous() for k, v in model.head.state_dict().items()}, out / HEAD_FILE)
     tokenizer.save_pretrained(out)
@@ -60,11 +61,11 @@ def _load_ours(folder: Path, dtype: torch.dtype | None) -> RewardModel:
     meta = json.loads((folder / CONFIG_FILE).read_text())
     kwargs = {"dtype": dtype} if dtype is not None else {}
     native = meta["layout"] == "native"
-    if native:
-        body = AutoModelForSequenceClassification.from_pretrained(folder, **kwargs)
-        head = None
-    else:
-        body = AutoModel.from_pretrained(folder / "backbone", **kwargs)
+    with quiet_transformers():  # our own folders: round-trip tests check that nothing is missing
+        body = (AutoModelForSequenceClassification.from_pretrained(folder, **kwargs) if native
+                else AutoModel.from_pretrained(folder / "backbone", **kwargs))
+    head = None
+    if not native:
         state = load_file(folder / HEAD_FILE)
         head = nn.Linear(state["weight"].shape[1], 1, bias="bias" in state)
         head.load_state_dict(state)

@@ -39,12 +39,15 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, required: tuple[str
                             required=f.name in required, **kwargs)
 
 
-def from_dict(cls, values: dict):
-    """Build `cls` from a dict, rejecting unknown keys with a did-you-mean message."""
+def from_dict(cls, values: dict, aliases: dict[str, str] | None = None):
+    """Build `cls` from a dict, rejecting unknown keys with a did-you-mean message.
+
+    `aliases` maps other tools' names for a setting to ours (e.g. learning_rate -> lr).
+    """
     names = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+            close = [aliases[key]] if aliases and key in aliases else difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise TypeError(f"Unknown {cls.__name__} key '{key}': {hint}valid keys are {', '.join(names)}")
     return cls(**values)

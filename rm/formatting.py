@@ -104,7 +104,7 @@ class Formatter:
         """Token ids of each text (no special tokens), tokenizing each new text once."""
         new = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if new:
-            ids = self.tokenizer(new, add_special_tokens=False)["input_ids"]
+            ids = self.tokenizer(new, add_special_tokens=False, verbose=False)["input_ids"]  # we truncate
             self._cache.update(zip(new, ids))
         out = [self._cache[t] for t in texts]
         while len(self._cache) > self.cache_size:

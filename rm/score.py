@@ -121,3 +121,34 @@ def load_scorer(src: str | Path | list, precision: str = "auto", device=None) ->
         return Scorer([load_rm(m) for m in members], name=path.name, temperature=info.get("temperature"),
                       precision=precision, device=device)
     return Scorer([load_rm(src)], name=path.name or str(src), precision=precision, device=device)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m rm.score --rm DIR --prompt TEXT --response TEXT [--response TEXT ...] --json`"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rm.score", description="Score responses to one prompt.")
+    parser.add_argument("--rm", required=True, action="append",
+                        help="checkpoint/ensemble folder, HF reward model or Hub id; repeat for an ensemble")
+    parser.add_argument("--prompt", required=True, help="the prompt")
+    parser.add_argument("--response", required=True, action="append", help="a response; repeat for several")
+    parser.add_argument("--lam", type=float, default=1.0, help="λ of the conservative reward mean - λ·std")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="inference precision")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    scorer = load_scorer(args.rm if len(args.rm) > 1 else args.rm[0], precision=args.precision)
+    scores = scorer.score(args.prompt, args.response)
+    report = {"rm": scorer.name, "prompt": args.prompt, "responses": args.response,
+              "rewards": scores.mean.tolist(), "std": scores.std.tolist(),
+              "conservative": scores.conservative(args.lam).tolist(), "temperature": scorer.temperature,
+              "p_first_better": scorer.p_better(scores.mean[0], scores.mean[1:]).tolist()}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for text, r, s in zip(args.response, scores.mean, scores.std):
+            print(f"{r:+.4f} ± {s:.4f}  {text[:70]!r}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

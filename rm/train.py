@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ from rm.metrics import all_metrics, fit_temperature
 from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer
 
 Callback = Callable[[dict], None]
+
+# transformers/TRL spellings of our settings, for the did-you-mean message
+HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+            "max_len": "max_length", "model_name_or_path": "backbone", "output_dir": "out",
+            "warmup_steps": "warmup_ratio", "dataset_name": "data", "center_rewards_coefficient": "center_coef"}
 
 
 @dataclass
@@ -68,7 +74,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         """Like TrainConfig(**values) but an unknown key gets a did-you-mean message."""
-        return from_dict(cls, values)
+        return from_dict(cls, values, aliases=HF_NAMES)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -250,8 +256,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         curves.append(record)
         if callback:
             callback(record)
-        bar.write(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
-                  f"eval loss {m['log_loss']:.4f}")
+        tqdm.write(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
+                  f"eval loss {m['log_loss']:.4f}", file=sys.stderr)
         if _better(record, best):
             best, stale = record, 0
             if config.epochs > 1:
@@ -259,7 +265,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:
-                bar.write(f"early stop after epoch {epoch + 1}: no better eval accuracy for {stale} epoch(s)")
+                tqdm.write(f"early stop after epoch {epoch + 1}: no better eval accuracy for {stale} epoch(s)",
+                           file=sys.stderr)
                 break
     bar.close()
     if best_state is not None and best is not curves[-1]:

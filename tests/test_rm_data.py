@@ -1,0 +1,84 @@
+import json
+
+import datasets
+import pandas as pd
+import pytest
+
+from rm.data import DataError, load_preferences, split_transcript
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+EXPLICIT = [{"prompt": "p1", "chosen": "good", "rejected": "bad", "margin": 1.5},
+            {"prompt": "p2", "chosen": "fine", "rejected": "meh", "tie": True}]
+
+
+def test_explicit_jsonl_with_optional_columns(tmp_path):
+    ds = load_preferences(_jsonl(tmp_path / "p.jsonl", EXPLICIT))
+    assert ds.column_names == ["prompt", "chosen", "rejected", "margin", "tie"]
+    assert ds["margin"] == [1.5, 0.0] and ds["tie"] == [False, True] and ds["chosen"] == ["good", "fine"]
+
+
+def test_csv_parquet_dataset_and_export_folder_agree(tmp_path):
+    frame = pd.DataFrame(EXPLICIT)
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    frame.to_parquet(tmp_path / "p.parquet")
+    datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "export"))
+    expected = [{"prompt": "p1", "chosen": "good", "rejected": "bad", "margin": 1.5, "tie": False},
+                {"prompt": "p2", "chosen": "fine", "rejected": "meh", "margin": 0.0, "tie": True}]
+    for src in (tmp_path / "p.csv", tmp_path / "p.parquet", tmp_path / "export", datasets.Dataset.from_pandas(frame)):
+        assert load_preferences(src).to_list() == expected, src
+
+
+def test_implicit_hh_rlhf_split_at_last_shared_assistant_turn(tmp_path):
+    chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: Sure, here you go."
+    rejected = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: Sorry, no."
+    ds = load_preferences(_jsonl(tmp_path / "hh.jsonl", [{"chosen": chosen, "rejected": rejected}]))
+    assert ds[0]["prompt"] == "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant:"
+    assert (ds[0]["chosen"], ds[0]["rejected"]) == ("Sure, here you go.", "Sorry, no.")
+    # responses that share their first word still split at the Assistant turn
+    assert split_transcript("\n\nHuman: q\n\nAssistant: I can", "\n\nHuman: q\n\nAssistant: I cannot")[1:] == ("I can", "I cannot")
+
+
+def test_conversational_explicit_and_implicit():
+    msgs = lambda *pairs: [{"role": r, "content": c} for r, c in pairs]  # noqa: E731
+    explicit = datasets.Dataset.from_list([{"prompt": msgs(("user", "q")), "chosen": msgs(("assistant", "yes")),
+                                            "rejected": msgs(("assistant", "no"))}])
+    assert load_preferences(explicit)[0] == {"prompt": "q", "chosen": "yes", "rejected": "no", "margin": 0.0, "tie": False}
+    implicit = datasets.Dataset.from_list([{"chosen": msgs(("user", "q"), ("assistant", "a"), ("user", "q2"), ("assistant", "yes")),
+                                            "rejected": msgs(("user", "q"), ("assistant", "a"), ("user", "q2"), ("assistant", "no"))}])
+    row = load_preferences(implicit)[0]
+    assert row["prompt"] == "\n\nHuman: q\n\nAssistant: a\n\nHuman: q2" and (row["chosen"], row["rejected"]) == ("yes", "no")
+
+
+def test_max_pairs(tmp_path):
+    assert len(load_preferences(_jsonl(tmp_path / "p.jsonl", EXPLICIT), max_pairs=1)) == 1
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"prompt": "p", "chosen": "", "rejected": "x"}, r"p.jsonl: row 2, field 'chosen': expected a non-empty string"),
+    ({"prompt": "p", "chosen": "x", "rejected": None}, r"row 2, field 'rejected'"),
+    ({"prompt": "p", "chosen": "x", "rejected": "y", "margin": "big"}, r"row 2, field 'margin': expected a number"),
+    ({"prompt": "p", "chosen": "x", "rejected": "y", "tie": "maybe"}, r"row 2, field 'tie': expected a boolean"),
+])
+def test_bad_rows_name_row_and_field(tmp_path, bad, match):
+    with pytest.raises(DataError, match=match):
+        load_preferences(_jsonl(tmp_path / "p.jsonl", [EXPLICIT[0], bad]))
+
+
+def test_missing_columns_and_unsplittable_transcripts(tmp_path):
+    with pytest.raises(DataError, match=r"missing column\(s\) \['rejected'\]"):
+        load_preferences(_jsonl(tmp_path / "a.jsonl", [{"prompt": "p", "chosen": "x"}]))
+    with pytest.raises(DataError, match=r"row 1, field 'chosen': implicit format"):
+        load_preferences(_jsonl(tmp_path / "b.jsonl", [{"chosen": "Human: a", "rejected": "Human: b"}]))
+    with pytest.raises(DataError, match="not a preference file"):
+        load_preferences((tmp_path / "c.txt").write_text("x") and tmp_path / "c.txt")
+
+
+def test_real_hh_rlhf_file(shared_data):
+    ds = load_preferences(shared_data / "hh-rlhf" / "harmless-base-test.jsonl.gz", max_pairs=50)
+    assert len(ds) == 50 and all(p.endswith("\n\nAssistant:") for p in ds["prompt"])
+    assert sum(c != r for c, r in zip(ds["chosen"], ds["rejected"])) >= 45

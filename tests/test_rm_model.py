@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from rm.model import POOLING, RewardModel, build_reward_model, native_pooling
+from rm.testing import tiny_backbone, tiny_decoder
+
+
+def _pad(seqs, side, value=0):
+    width = max(map(len, seqs))
+    rows = [([value] * (width - len(s)) + s) if side == "left" else (s + [value] * (width - len(s))) for s in seqs]
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize("name", sorted(POOLING))
+def test_pooling_registry_ignores_padding_side(name):
+    torch.manual_seed(0)
+    lengths = [3, 5, 1]
+    content = [torch.randn(n, 4) for n in lengths]
+    width = max(lengths)
+    right, left = torch.full((3, width, 4), 99.0), torch.full((3, width, 4), -99.0)
+    for i, c in enumerate(content):
+        right[i, :len(c)], left[i, width - len(c):] = c, c
+    mask_r, mask_l = _pad([[1] * n for n in lengths], "right"), _pad([[1] * n for n in lengths], "left")
+    out_r, out_l = POOLING[name](right, mask_r), POOLING[name](left, mask_l)
+    torch.testing.assert_close(out_r, out_l)
+    expected = {"last": [c[-1] for c in content], "cls": [c[0] for c in content], "mean": [c.mean(0) for c in content]}
+    torch.testing.assert_close(out_r, torch.stack(expected[name]))
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_decoder_rewards_equal_for_left_and_right_padding(tmp_path, pooling):
+    torch.manual_seed(0)
+    model = build_reward_model(tiny_decoder(tmp_path / "dec"), pooling=pooling).eval()
+    seqs = [[2, 4, 40, 41, 42, 3], [2, 4, 50, 3]]
+    pad = model.tokenizer.pad_token_id
+    with torch.no_grad():
+        right = model(_pad(seqs, "right", pad), _pad([[1] * len(s) for s in seqs], "right"))
+        left = model(_pad(seqs, "left", pad), _pad([[1] * len(s) for s in seqs], "left"))
+    torch.testing.assert_close(right, left, atol=1e-5, rtol=1e-4)
+    assert model.native == (pooling == "last")
+
+
+def test_native_pooling_reads_the_config(tmp_path):
+    from transformers import AutoConfig
+
+    assert native_pooling(AutoConfig.from_pretrained(tiny_backbone(tmp_path / "enc"))) == "cls"
+    assert native_pooling(AutoConfig.from_pretrained(tiny_decoder(tmp_path / "dec"))) == "last"
+
+
+def test_unknown_pooling_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        RewardModel(torch.nn.Identity(), "max", torch.nn.Linear(2, 1))
+
+
+def test_head_runs_in_fp32_under_bf16_autocast(tmp_path):
+    model = build_reward_model(tiny_backbone(tmp_path / "enc"), pooling="mean").eval()
+    ids = torch.tensor([[2, 40, 41, 3]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids, torch.ones_like(ids))
+    assert out.dtype == torch.float32
+
+
+def test_from_scratch_uses_config_overrides(tmp_path):
+    model = build_reward_model(tiny_backbone(tmp_path / "enc"), pooling="mean", from_scratch=True,
+                               config_overrides={"num_hidden_layers": 1}, dropout=0.0)
+    assert model.config.num_hidden_layers == 1 and model.config.hidden_dropout_prob == 0.0

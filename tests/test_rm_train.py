@@ -1,0 +1,81 @@
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rm.train import TrainConfig, bootstrap_indices, main, train
+from rm.testing import tiny_backbone
+
+GOOD = ["yes good correct answer", "sure thanks help", "good right answer", "correct polite help"]
+BAD = ["no bad wrong answer", "rude harmful wrong", "bad worse answer", "wrong illegal rude"]
+
+
+def separable_pairs(path, n=96, seed=0):
+    """Chosen responses use 'good' words, rejected ones 'bad' words, under varied prompts."""
+    rng = random.Random(seed)
+    rows = [{"prompt": f"what is {rng.choice(['two', 'three', 'four'])} plus {rng.choice(['one', 'five', 'six'])}?",
+             "chosen": rng.choice(GOOD), "rejected": rng.choice(BAD)} for _ in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path):
+    return tiny_backbone(tmp_path / "bb"), separable_pairs(tmp_path / "pairs.jsonl")
+
+
+def test_tiny_model_learns_a_separable_set(tmp_path, setup):
+    backbone, data = setup
+    events = []
+    out = train(TrainConfig(data=str(data), out=str(tmp_path / "rm"), backbone=backbone, from_scratch=True,
+                            epochs=3, batch_size=8, lr=3e-3, max_length=48, eval_fraction=0.25, progress=False,
+                            precision="fp32"), callback=events.append)
+    curves = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
+    steps = [c for c in curves if "eval_accuracy" not in c]
+    assert sum(c["loss"] for c in steps[:3]) / 3 > sum(c["loss"] for c in steps[-3:]) / 3 + 0.2
+    epoch_end = [c for c in curves if "eval_accuracy" in c]
+    assert len(epoch_end) == 3 and epoch_end[-1]["accuracy"] > 0.9
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.9 and metrics["n"] == 24 and metrics["n_train"] == 72
+    assert metrics["precision"] == "fp32" and metrics["train_pairs_per_s"] > 0
+    start = load_file(f"{backbone}/model.safetensors")
+    end = load_file(out / "backbone" / "model.safetensors")
+    assert not torch.equal(start["encoder.layer.0.attention.self.query.weight"], end["encoder.layer.0.attention.self.query.weight"])
+    assert {"step", "total_steps", "epoch", "loss", "accuracy"} <= set(events[0])
+    assert any("eval_accuracy" in e for e in events) and events[-1]["step"] == events[-1]["total_steps"] == 27
+
+
+def test_unknown_config_key_gets_a_fix_it_message():
+    with pytest.raises(TypeError, match="Unknown TrainConfig key 'learning_rate': did you mean"):
+        TrainConfig.from_dict({"data": "x", "learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="TrainConfig.data is required"):
+        train({})
+
+
+def test_max_pairs_truncation_count_and_explicit_eval(tmp_path, setup):
+    backbone, data = setup
+    eval_data = separable_pairs(tmp_path / "eval.jsonl", n=10, seed=1)
+    out = train(TrainConfig(data=str(data), eval_data=str(eval_data), out=str(tmp_path / "rm"), backbone=backbone,
+                            max_pairs=20, max_length=12, batch_size=8, progress=False))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == 20 and metrics["n"] == 10
+    assert 0 < metrics["n_truncated_train"] <= 20  # prompts (~9 tokens) + responses do not fit 12
+    assert json.loads((out / "rmlab_config.json").read_text())["train_config"]["max_pairs"] == 20
+
+
+def test_bootstrap_indices_resample_with_replacement():
+    idx = bootstrap_indices(1000, seed=3)
+    assert len(idx) == 1000 and len(set(idx.tolist())) < 800 and (idx == bootstrap_indices(1000, seed=3)).all()
+    assert not (idx == bootstrap_indices(1000, seed=4)).all()
+
+
+def test_cli_matches_the_contract(tmp_path, setup, capsys):
+    backbone, data = setup
+    out = main(["--data", str(data), "--backbone", backbone, "--out", str(tmp_path / "cli"), "--epochs", "1",
+                "--batch-size", "16", "--lr", "1e-3", "--max-length", "32", "--pooling", "cls", "--seed", "3",
+                "--max-pairs", "32", "--eval-fraction", "0.25", "--no-progress"])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "cli")
+    config = json.loads((out / "rmlab_config.json").read_text())
+    assert (config["pooling"], config["layout"], config["train_config"]["seed"]) == ("cls", "native", 3)
