@@ -40,7 +40,12 @@ from typing import Any
 
 import gradio as gr
 import nh3
+import numpy as np
+import pandas as pd
 from markdown_it import MarkdownIt
+from matplotlib.figure import Figure
+
+from labeling import stats
 
 from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export
 from labeling.store import Store, open_store
@@ -468,7 +473,106 @@ def finished_note(progress: dict) -> str:
 
 
 def dashboard_view(store: Store, dash: SimpleNamespace) -> dict:
-    raise gr.Error("The dashboard needs labeling.stats, which is not in this checkout yet.")
+    """Every dashboard component's value from the store's labels."""
+    labels = store.labels()
+    return {dash.summary: summary_text(labels), dash.per_annotator: annotator_table(labels),
+            dash.per_kind: kind_table(labels), dash.labels_plot: plot_label_counts(labels),
+            dash.bias_plot: plot_biases(labels)}
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def _with_ci(x: float, low: float, high: float) -> str:
+    return "–" if pd.isna(x) else f"{_pct(x)} ({100 * low:.0f}–{100 * high:.0f})"
+
+
+def summary_text(labels: pd.DataFrame) -> str:
+    if labels.empty:
+        return "**No labels yet.** Label a few tasks, then press Refresh."
+    alpha = stats.alpha_by_kind(labels)["all"]
+    overall = lambda table: table.iloc[-1]  # noqa: E731 (the OVERALL row comes last)
+    bias, agree = overall(stats.position_bias(labels)), overall(stats.agreement_bias(labels))
+    gold, triads = overall(stats.gold_accuracy(labels)), overall(stats.triad_cycles(labels))
+    n, people = len(labels), labels.annotator.nunique()
+    return (f"**{n} label{'s' * (n != 1)}** from **{people} annotator{'s' * (people != 1)}** · "
+            f"Krippendorff's α **{'–' if pd.isna(alpha) else f'{alpha:.2f}'}** · "
+            f"gold accuracy **{_pct(gold.accuracy)}** · "
+            f"left picks **{_with_ci(bias.share_left, bias.ci_low, bias.ci_high)}** · "
+            f"agreeing response won **{_with_ci(agree.rate, agree.ci_low, agree.ci_high)}** · "
+            f"triads **{int(triads.completed_triads)}** complete, **{int(triads.cycles)}** cycles")
+
+
+def annotator_table(labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per annotator (and the overall row): volume, quality and the biases with 95% CIs."""
+    keys = ["annotator"]
+    volume = stats.labels_per_annotator(labels)
+    gold = stats.gold_accuracy(labels)
+    bias = stats.position_bias(labels).rename(columns={"ci_low": "left_low", "ci_high": "left_high"})
+    agree = stats.agreement_bias(labels).rename(columns={"ci_low": "agree_low", "ci_high": "agree_high"})
+    triads = stats.triad_cycles(labels)
+    table = (volume.merge(gold, on=keys, how="left").merge(bias, on=keys, how="left")
+             .merge(agree, on=keys, how="left").merge(triads, on=keys, how="left"))
+    return pd.DataFrame({
+        "annotator": table.annotator,
+        "labels": table["labels"],
+        "ties / both bad": [f"{t} / {b}" for t, b in zip(table.ties, table.both_bad)],
+        "median s": table.median_seconds.round(1),
+        "gold accuracy": [f"{_pct(a)} of {int(n)}" if n else "–"
+                          for a, n in zip(table.accuracy, table.gold_labels.fillna(0))],
+        "left picks (95% CI)": [_with_ci(*r) for r in zip(table.share_left, table.left_low, table.left_high)],
+        "agreeing won (95% CI)": [_with_ci(*r) for r in zip(table.rate, table.agree_low, table.agree_high)],
+        "triads / cycles": [f"{int(c)} / {int(k)}" for c, k in
+                            zip(table.completed_triads.fillna(0), table.cycles.fillna(0))],
+    })
+
+
+def kind_table(labels: pd.DataFrame) -> pd.DataFrame:
+    alpha = stats.alpha_by_kind(labels)
+    table = stats.labels_per_kind(labels)
+    table["Krippendorff α"] = [None if pd.isna(a) else round(a, 3) for a in table.task_kind.map(alpha)]
+    return table
+
+
+def plot_label_counts(labels: pd.DataFrame) -> Figure | None:
+    """Stacked bars: labels per annotator, by task kind."""
+    if labels.empty:
+        return None
+    counts = labels.pivot_table(index="annotator", columns="task_kind", values="label_id",
+                                aggfunc="count", fill_value=0)
+    fig = Figure(figsize=(6, 0.5 + 0.45 * len(counts)), layout="constrained")
+    ax = fig.add_subplot()
+    left = np.zeros(len(counts))
+    for kind in counts.columns:
+        ax.barh(counts.index, counts[kind], left=left, label=kind)
+        left += counts[kind].to_numpy()
+    ax.invert_yaxis()
+    ax.set_xlabel("labels")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(counts.columns),
+              fontsize="small", frameon=False)
+    return fig
+
+
+def plot_biases(labels: pd.DataFrame) -> Figure | None:
+    """Left-pick share and agreeing-won rate per annotator, each with its 95% CI; 0.5 = no bias."""
+    if labels.empty:
+        return None
+    panels = [("share of left picks", stats.position_bias(labels), "share_left", 0.5),
+              ("agreeing response won", stats.agreement_bias(labels), "rate", None)]
+    fig = Figure(figsize=(7, 0.8 + 0.45 * labels.annotator.nunique()), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (title, table, column, reference) in zip(axes, panels):
+        y = np.arange(len(table))
+        err = [table[column] - table.ci_low, table.ci_high - table[column]]
+        for rows, colour in ((y < len(y) - 1, "tab:blue"), (y == len(y) - 1, "black")):  # overall last
+            ax.errorbar(table[column][rows], y[rows], xerr=[e[rows] for e in err], fmt="o",
+                        capsize=3, color=colour)
+        if reference is not None:
+            ax.axvline(reference, color="grey", linestyle=":")
+        ax.set(title=title, xlim=(0, 1), yticks=y, yticklabels=table.annotator)
+    axes[0].invert_yaxis()  # shared: once for both
+    return fig
 
 
 def export_zip(store: Store, aggregate: str, fmt: str) -> str:

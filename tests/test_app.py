@@ -196,3 +196,29 @@ def test_researcher_token_unlocks_the_export(guarded_app, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "export" / "preferences.jsonl").read_text().splitlines()]
     assert [(r["annotator"], r["chosen"], r["margin"]) for r in rows] == [("dana", task["response_a"], 1 / 3)]
     assert json.loads((tmp_path / "export" / "export_config.json").read_text())["aggregate"] == "none"
+
+
+def test_dashboard_for_a_researcher(guarded_app):
+    client = Client(guarded_app, verbose=False)
+    client.predict("erin", "s3cret", api_name="/sign_in")
+    task = client.predict("erin", api_name="/next_task")
+    client.predict("erin", task["assignment_id"], "B", "clearly", "", [], api_name="/submit_label")
+    summary, per_annotator, per_kind, *_plots = client.predict(api_name="/dashboard")
+    assert "annotator" in summary and "Krippendorff" in summary
+    rows = {row[0]: row for row in per_annotator["data"]}
+    assert rows["erin"][1] == 1  # labels
+    assert "(all)" in rows
+
+
+def test_summary_and_tables_count_labels(store):
+    for who, choice in [("ann", "left"), ("ben", "right"), ("ann", "left")]:
+        assignment = store.next_assignment(who)
+        store.submit(assignment.id, who, choice, 2)
+    labels = store.labels()
+    assert app.summary_text(labels).startswith("**3 labels** from **2 annotators**")
+    table = app.annotator_table(labels).set_index("annotator")
+    assert table.loc["ann", "labels"] == 2 and table.loc["(all)", "labels"] == 3
+    # ann picked left twice, ben right once: 2 of 3 decisive picks were left
+    assert table.loc["ann", "left picks (95% CI)"].startswith("100% (")
+    assert table.loc["(all)", "left picks (95% CI)"].startswith("67% (")
+    assert app.summary_text(labels.iloc[:0]).startswith("**No labels yet.**")
