@@ -225,9 +225,7 @@ def resolve_url(db: str | Path | None = None) -> str:
     db = str(db)
     if "://" in db:
         return db
-    path = Path(db).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
 def _sqlite_setup(engine: sa.Engine) -> None:
@@ -338,6 +336,9 @@ class Store:
         self._rng = random.Random(self.config.seed)
         self.engine = sa.create_engine(self.url)
         self.dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         ENGINE_SETUP.get(self.dialect, lambda engine: None)(self.engine)
         metadata.create_all(self.engine)
         with self._write() as conn:

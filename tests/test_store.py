@@ -318,6 +318,12 @@ def test_db_location_defaults(monkeypatch, tmp_path):
     assert resolve_url("postgresql+psycopg://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
 
 
+def test_sqlite_folder_is_created(tmp_path):
+    with Store(tmp_path / "runs" / "deep" / "labels.db") as store:
+        assert store.tasks() == []
+    assert (tmp_path / "runs" / "deep" / "labels.db").is_file()
+
+
 def test_sqlite_is_durable_by_configuration(tmp_path):
     with open_store(tmp_path / "x.db") as store, store.engine.connect() as conn:
         pragmas = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
