@@ -200,6 +200,9 @@ def _raw_rows(src, data_dir: str | None, split: str | None, max_pairs: int | Non
     path = Path(src)
     if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
         return _raw_rows(datasets.load_from_disk(str(path)), data_dir, split, max_pairs)
+    if path.is_dir():  # a jsonl/parquet folder written by `python -m labeling export`
+        path = next((path / f"preferences{suffix}" for suffix in READERS
+                     if (path / f"preferences{suffix}").is_file()), path)
     reader = next((fn for suffix, fn in READERS.items() if path.name.endswith(suffix)), None)
     if path.is_file() and reader is not None:
         frame = reader(path)
