@@ -277,7 +277,7 @@ def text_panel(title: str, text: str, css_class: str = "") -> str:
 def build_label_tab(access: Access) -> SimpleNamespace:
     """Sign-in, guidelines and the task card; returns the components for the listeners."""
     ui = SimpleNamespace()
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True) as ui.signin_row:  # hidden once signed in; reload to switch
         ui.name = gr.Textbox(label="Your name", placeholder="e.g. alice", max_lines=1, scale=3,
                              elem_id="rm-name")
         ui.token = gr.Textbox(label="Researcher token (optional)", type="password", max_lines=1,
@@ -295,7 +295,7 @@ def build_label_tab(access: Access) -> SimpleNamespace:
             ui.right = gr.HTML(elem_id="rm-right", js_on_load=None)
         with gr.Row():
             ui.strength = gr.Radio(list(STRENGTHS), value=DEFAULT_STRENGTH, label="How much better?",
-                                   scale=2, elem_id="rm-strength")
+                                   scale=3, min_width=300, elem_id="rm-strength")
             ui.tags = gr.CheckboxGroup(TAGS, label="Tags (optional)", scale=5, elem_id="rm-tags")
         ui.rationale = gr.Textbox(label="Rationale (optional)", lines=1, max_lines=4,
                                   placeholder="Why? One line is plenty.", elem_id="rm-rationale")
@@ -319,11 +319,12 @@ def build_dashboard_tab() -> SimpleNamespace:
         ui.refresh = gr.Button("Refresh", variant="primary", scale=0, min_width=120,
                                elem_id="rm-refresh")
         ui.summary = gr.Markdown(elem_id="rm-summary")
-    ui.per_annotator = gr.Dataframe(label="Per annotator", interactive=False, elem_id="rm-per-annotator")
+    ui.per_annotator = gr.Dataframe(label="Per annotator (95% confidence intervals in brackets)",
+                                    interactive=False, elem_id="rm-per-annotator")
     ui.per_kind = gr.Dataframe(label="Per task kind", interactive=False, elem_id="rm-per-kind")
     with gr.Row():
-        ui.labels_plot = gr.Plot(label="Labels per annotator", elem_id="rm-labels-plot")
-        ui.bias_plot = gr.Plot(label="Position bias", elem_id="rm-bias-plot")
+        ui.labels_plot = gr.Plot(show_label=False, elem_id="rm-labels-plot")
+        ui.bias_plot = gr.Plot(show_label=False, elem_id="rm-bias-plot")
     with gr.Accordion("Export the dataset", open=False):
         with gr.Row(equal_height=True):
             ui.aggregate = gr.Radio(list(AGGREGATORS), value="none", label="Aggregate labels")
@@ -368,7 +369,7 @@ def build_ui(store: Store, access: Access | None = None, title: str = "Reward-mo
             verified = verified_user(request, profile)
             researcher = access.grants(verified, token)
             return {session: Session(annotator=annotator_name(name, verified), researcher=researcher),
-                    label.guidelines: gr.Accordion(open=False),
+                    label.signin_row: gr.Row(visible=False), label.guidelines: gr.Accordion(open=False),
                     dash_tab: gr.Tab(visible=researcher), research_tab: gr.Tab(visible=researcher)}
 
         def show_next(sess: Session) -> dict:
@@ -414,7 +415,8 @@ def build_ui(store: Store, access: Access | None = None, title: str = "Reward-mo
 
         ui_only = {"api_visibility": "private"}
         gr.on([label.signin.click, label.name.submit, label.token.submit], sign_in,
-              [label.name, label.token, session], [session, label.guidelines, dash_tab, research_tab],
+              [label.name, label.token, session],
+              [session, label.signin_row, label.guidelines, dash_tab, research_tab],
               api_name="sign_in").success(show_next, session, card, **ui_only)
         for choice, button in label.choices.items():
             button.click(partial(submit, choice), [session, label.strength, label.rationale, label.tags],
@@ -517,13 +519,13 @@ def annotator_table(labels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "annotator": table.annotator,
         "labels": table["labels"],
-        "ties / both bad": [f"{t} / {b}" for t, b in zip(table.ties, table.both_bad)],
+        "tie/both bad": [f"{t} / {b}" for t, b in zip(table.ties, table.both_bad)],
         "median s": table.median_seconds.round(1),
-        "gold accuracy": [f"{_pct(a)} of {int(n)}" if n else "–"
-                          for a, n in zip(table.accuracy, table.gold_labels.fillna(0))],
-        "left picks (95% CI)": [_with_ci(*r) for r in zip(table.share_left, table.left_low, table.left_high)],
-        "agreeing won (95% CI)": [_with_ci(*r) for r in zip(table.rate, table.agree_low, table.agree_high)],
-        "triads / cycles": [f"{int(c)} / {int(k)}" for c, k in
+        "gold right": [f"{_pct(a)} of {int(n)}" if n else "–"
+                       for a, n in zip(table.accuracy, table.gold_labels.fillna(0))],
+        "left picks": [_with_ci(*r) for r in zip(table.share_left, table.left_low, table.left_high)],
+        "agreeing won": [_with_ci(*r) for r in zip(table.rate, table.agree_low, table.agree_high)],
+        "triads/cycles": [f"{int(c)} / {int(k)}" for c, k in
                             zip(table.completed_triads.fillna(0), table.cycles.fillna(0))],
     })
 
@@ -541,13 +543,14 @@ def plot_label_counts(labels: pd.DataFrame) -> Figure | None:
         return None
     counts = labels.pivot_table(index="annotator", columns="task_kind", values="label_id",
                                 aggfunc="count", fill_value=0)
-    fig = Figure(figsize=(6, 0.5 + 0.45 * len(counts)), layout="constrained")
+    fig = Figure(figsize=(6, 1.5 + 0.4 * len(counts)), layout="constrained")
     ax = fig.add_subplot()
     left = np.zeros(len(counts))
     for kind in counts.columns:
         ax.barh(counts.index, counts[kind], left=left, label=kind)
         left += counts[kind].to_numpy()
     ax.invert_yaxis()
+    ax.set_title("labels per annotator", pad=22)
     ax.set_xlabel("labels")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(counts.columns),
               fontsize="small", frameon=False)
@@ -560,7 +563,7 @@ def plot_biases(labels: pd.DataFrame) -> Figure | None:
         return None
     panels = [("share of left picks", stats.position_bias(labels), "share_left", 0.5),
               ("agreeing response won", stats.agreement_bias(labels), "rate", None)]
-    fig = Figure(figsize=(7, 0.8 + 0.45 * labels.annotator.nunique()), layout="constrained")
+    fig = Figure(figsize=(7, 1.2 + 0.4 * labels.annotator.nunique()), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (title, table, column, reference) in zip(axes, panels):
         y = np.arange(len(table))
