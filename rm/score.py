@@ -55,17 +55,34 @@ def _tokenizer_key(model: RewardModel) -> tuple:
             getattr(tok, "chat_template", None), model.max_length)
 
 
+def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Store Linear weights in the autocast dtype once, so autocast stops re-casting them per call.
+
+    Numerics are unchanged: autocast would cast these weights to `dtype` for every matmul anyway.
+    One-output layers (reward heads) stay fp32; norms and embeddings stay fp32 as under autocast.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.out_features > 1:
+            module.to(dtype)
+    return model
+
+
 class Scorer:
-    """Scores (prompt, response) pairs with K ≥ 1 reward models; see `Scores`."""
+    """Scores (prompt, response) pairs with K ≥ 1 reward models; see `Scores`.
+
+    The scorer owns its models: with bf16 autocast their Linear weights are stored in bf16.
+    """
 
     def __init__(self, models: list[RewardModel], name: str = "rm", temperature: float | None = None,
                  precision: str = "auto", device: torch.device | str | None = None):
         self.device = torch.device(device) if device is not None else default_device()
+        self.dtype = autocast_dtype(self.device, precision)
         self.models = [m.eval().to(self.device) for m in models]
+        if self.dtype is not None:
+            self.models = [cast_matmul_weights(m, self.dtype) for m in self.models]
         self.name = name
         self.temperature = float(temperature if temperature is not None else
                                  (models[0].temperature if len(models) == 1 else 1.0))
-        self.dtype = autocast_dtype(self.device, precision)
         formatters: dict[tuple, Formatter] = {}
         self.formatters = [formatters.setdefault(_tokenizer_key(m), Formatter(m.tokenizer, m.max_length))
                            for m in self.models]
