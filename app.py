@@ -31,6 +31,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -191,13 +193,20 @@ def record_label(store: Store, annotator: str, assignment_id: int, choice: str,
     unknown = sorted(set(tags or []) - set(TAGS))
     if unknown:
         raise gr.Error(f"unknown tag {unknown[0]!r}; tags are: {', '.join(TAGS)}.")
-    try:
+    with store_errors("The label was not stored"):
         label = store.submit(int(assignment_id), annotator, CHOICES[choice], STRENGTHS[strength],
                              rationale=(rationale or "").strip(), tags=list(tags or []))
-    except (LookupError, ValueError, PermissionError) as err:
-        raise gr.Error(f"The label was not stored: {err}.") from err
     return {"assignment_id": label.assignment_id, "label_id": label.id,
             "progress": _progress(store, annotator)}
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """The store's refusals (unknown id, someone else's task, bad value) -> a message to the user."""
+    try:
+        yield
+    except (LookupError, ValueError, PermissionError) as err:
+        raise gr.Error(f"{what}: {err}.") from err
 
 
 def _progress(store: Store, annotator: str) -> dict:
@@ -387,19 +396,22 @@ def build_ui(store: Store, access: Access | None = None, title: str = "Reward-mo
                     label.strength: DEFAULT_STRENGTH, label.tags: [], label.rationale: ""}
 
         def submit(choice: str, sess: Session, strength: str, rationale: str, tags: list[str]) -> dict:
-            if sess.assignment_id is None:
-                raise gr.Error("No task is open; wait for the next one to load.")
+            if sess.assignment_id is None:  # a key pressed again while the next task loads
+                return {session: gr.skip()}
             record_label(store, require_annotator(sess), sess.assignment_id, choice, strength,
                          rationale, tags)
             return {session: replace(sess, assignment_id=None)}
 
         def skip(sess: Session) -> dict:
             if sess.assignment_id is not None:
-                store.skip(sess.assignment_id, require_annotator(sess))
+                with store_errors("The task was not skipped"):
+                    store.skip(sess.assignment_id, require_annotator(sess))
             return {session: replace(sess, assignment_id=None)}
 
         def undo(sess: Session) -> dict:
-            if store.undo_last(require_annotator(sess)) is None:
+            with store_errors("Nothing was undone"):
+                undone = store.undo_last(require_annotator(sess))
+            if undone is None:
                 raise gr.Error("Nothing to undo yet.")
             return {session: replace(sess, assignment_id=None)}
 
