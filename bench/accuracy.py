@@ -1,0 +1,266 @@
+"""Held-out accuracy and calibration of rm.train on real preference data, with ablations.
+
+  .venv/bin/python bench/accuracy.py hh  [--variants base,lr1e-4,...] [--train-pairs 1800 --eval-pairs 512]
+  .venv/bin/python bench/accuracy.py ukp [--variants base,...] [--train-pairs N --eval-pairs N]
+
+- hh: Anthropic hh-rlhf harmless-base (test file): train on the first 1,800 pairs, evaluate on
+  the last 512 (disjoint). Accuracy, ECE at T=1 and after temperature scaling (in-sample, as
+  rm.train stores it, and 2-fold cross-fitted: T fitted on one half, ECE on the other).
+- ukp: UKPConvArg1 Strict, cross-topic: train on 24 topics, evaluate on the 8 held-out topics
+  in UKP_HELD_OUT (both stances of 4 debates, so no debate title is seen in training).
+  Prompt = debate title + stance; chosen/rejected = the more/less convincing argument.
+
+A variant is an input encoding (ENCODINGS) plus TrainConfig overrides (VARIANTS); each is
+trained by rm.train.train_member on token ids built here, so formatting and truncation side
+can be ablated without touching rm/. Results are printed as a table and appended as JSON
+lines to bench/out/accuracy.jsonl.
+"""
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: rm, bench
+
+from bench._machine import load_line, machine_line  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "out"
+HH_FILE = DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+UKP_FILE = DATA / "ukpconvarg1" / "pairs.jsonl.gz"
+
+# 8 held-out topics = both stances of 4 debates (2,726 Strict pairs); the other 24 train.
+UKP_HELD_OUT = (
+    "christianity-or-atheism-_atheism",
+    "christianity-or-atheism-_christianity",
+    "is-porn-wrong-_no-is-is-not",
+    "is-porn-wrong-_yes-porn-is-wrong",
+    "tv-is-better-than-books_books",
+    "tv-is-better-than-books_tv",
+    "william-farquhar-ought-to-be-honoured-as-the-rightful-founder-of-singapore_no-it-is-raffles-",
+    "william-farquhar-ought-to-be-honoured-as-the-rightful-founder-of-singapore_yes-of-course-",
+)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def hh_splits(n_train: int = 1800, n_eval: int = 512):
+    """(train, eval) preference datasets: the first n_train and the last n_eval pairs of the file."""
+    from rm.data import load_preferences
+
+    data = load_preferences(str(HH_FILE))
+    if n_train + n_eval > len(data):
+        raise ValueError(f"{n_train} + {n_eval} pairs requested, the file has {len(data)}")
+    return data.select(range(n_train)), data.select(range(len(data) - n_eval, len(data)))
+
+
+def ukp_splits(n_train: int | None = None, n_eval: int | None = None, seed: int = 0):
+    """(train, eval) Strict pairs split by topic; optional random subsets of each (fixed seed)."""
+    import datasets
+    import pandas as pd
+
+    frame = pd.read_json(UKP_FILE, lines=True)
+    frame = frame[frame["strict_label"].notna()]
+    first_wins = frame["strict_label"] == "a1"
+    rows = pd.DataFrame({"prompt": frame["debate_title"] + ". Stance: " + frame["stance"],
+                         "chosen": np.where(first_wins, frame["a1"], frame["a2"]),
+                         "rejected": np.where(first_wins, frame["a2"], frame["a1"]),
+                         "margin": 0.0, "tie": False, "topic": frame["topic"]})
+    held = rows["topic"].isin(UKP_HELD_OUT)
+    if held.sum() == 0:
+        raise ValueError("none of UKP_HELD_OUT is in the data file")
+    out = []
+    for part, n in ((rows[~held], n_train), (rows[held], n_eval)):
+        if n is not None and n < len(part):
+            part = part.sample(n=n, random_state=seed).sort_index()
+        out.append(datasets.Dataset.from_pandas(part.drop(columns="topic"), preserve_index=False))
+    return tuple(out)
+
+
+SPLITS = {"hh": hh_splits, "ukp": ukp_splits}
+
+
+# --- encodings: (tokenizer, max_length) -> encode(prompts, responses) -> rm.formatting.Encoded --
+
+def _pair_keep_end(tokenizer, max_length):
+    """rm's own: [CLS] prompt [SEP] response [SEP]; the prompt is cut from the left first."""
+    from rm.formatting import Formatter
+
+    return Formatter(tokenizer, max_length).encode
+
+
+def _hf_encode(tokenizer, max_length, joined: bool, side: str):
+    """The tokenizer's own truncation: a text pair (longest_first) or one joined transcript."""
+    from rm.formatting import Encoded
+
+    def encode(prompts, responses):
+        tokenizer.truncation_side = side
+        args = ([p + r for p, r in zip(prompts, responses)],) if joined else (prompts, responses)
+        enc = tokenizer(*args, truncation=True, max_length=max_length)
+        full = tokenizer(*args)["input_ids"]
+        tokenizer.truncation_side = "right"
+        if side == "left" and joined:  # left truncation drops [CLS]: put it back
+            ids = [[tokenizer.cls_token_id, *x[1:]] if x[0] != tokenizer.cls_token_id else x for x in enc["input_ids"]]
+        else:
+            ids = enc["input_ids"]
+        types = enc.get("token_type_ids")
+        return Encoded(ids, types, [len(f) > max_length for f in full])
+    return encode
+
+
+ENCODINGS = {
+    "pair-keep-end": _pair_keep_end,                                             # rm.formatting
+    "pair-right": lambda t, n: _hf_encode(t, n, joined=False, side="right"),     # plain text-pair loop
+    "joined-keep-end": lambda t, n: _hf_encode(t, n, joined=True, side="left"),  # transcript, end kept
+    "joined-right": lambda t, n: _hf_encode(t, n, joined=True, side="right"),    # transcript, end cut
+}
+
+# name -> (encoding, TrainConfig overrides); "base" is rm.train's defaults.
+VARIANTS = {
+    "base": ("pair-keep-end", {}),
+    "pair-right": ("pair-right", {}),
+    "joined-keep-end": ("joined-keep-end", {}),
+    "joined-right": ("joined-right", {}),
+    "lr2e-5": ("pair-keep-end", {"lr": 2e-5}),
+    "lr1e-4": ("pair-keep-end", {"lr": 1e-4}),
+    "lr2e-4": ("pair-keep-end", {"lr": 2e-4}),
+    "dropout0": ("pair-keep-end", {"dropout": 0.0}),
+    "cls": ("pair-keep-end", {"pooling": "cls"}),
+    "last": ("pair-keep-end", {"pooling": "last"}),
+    "len128": ("pair-keep-end", {"max_length": 128}),
+    "len512": ("pair-keep-end", {"max_length": 512}),
+    "bs8": ("pair-keep-end", {"batch_size": 8}),
+    "bs32": ("pair-keep-end", {"batch_size": 32}),
+    "epochs2": ("pair-keep-end", {"epochs": 2}),
+    "epochs3": ("pair-keep-end", {"epochs": 3}),
+    "center": ("pair-keep-end", {"center_coef": 0.01}),
+    "wd0.01": ("pair-keep-end", {"weight_decay": 0.01}),
+    "headlr1e-3": ("pair-keep-end", {"head_lr": 1e-3}),
+}
+
+
+def parse_variant(spec: str) -> tuple[str, str, dict]:
+    """'name' from VARIANTS, or 'name+key=value+key=value' adding TrainConfig overrides."""
+    name, *extra = spec.split("+")
+    if name not in VARIANTS:
+        raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
+    encoding, overrides = VARIANTS[name]
+    overrides = dict(overrides)
+    for item in extra:
+        key, value = item.split("=", 1)
+        if key == "encoding":
+            encoding = value
+            continue
+        overrides[key] = json.loads(value)
+    return spec, encoding, overrides
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+def pair_data(encode, ds):
+    """Preference dataset -> rm.train.PairData with the given encoding."""
+    from rm.train import PairData
+
+    prompts, chosen, rejected = list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"])
+    c, r = encode(prompts, chosen), encode(prompts, rejected)
+    features = []
+    for i, (margin, tie) in enumerate(zip(ds["margin"], ds["tie"])):
+        f = {"chosen_ids": c.input_ids[i], "rejected_ids": r.input_ids[i], "margin": margin, "tie": tie}
+        if c.token_type_ids is not None:
+            f["chosen_types"], f["rejected_types"] = c.token_type_ids[i], r.token_type_ids[i]
+        features.append(f)
+    return PairData(features, sum(a or b for a, b in zip(c.truncated, r.truncated)))
+
+
+def cross_fitted_ece(r_c: np.ndarray, r_r: np.ndarray, seed: int = 0) -> float:
+    """ECE after temperature scaling with T fitted on the other half (2-fold), averaged."""
+    from rm.metrics import ece, fit_temperature
+
+    halves = np.array_split(np.random.default_rng(seed).permutation(len(r_c)), 2)
+    eces = [ece(r_c[b], r_r[b], temperature=fit_temperature(r_c[a], r_r[a]))
+            for a, b in (halves, halves[::-1])]
+    return float(np.mean(eces))
+
+
+def run_variant(spec: str, train_ds, eval_ds, base: dict, out: Path) -> dict:
+    """Train one variant on train_ds, score eval_ds; accuracy, calibration, throughput."""
+    import torch
+
+    from rm.collate import PairCollator
+    from rm.defaults import default_backbone
+    from rm.device import autocast_dtype
+    from rm.metrics import all_metrics, fit_temperature
+    from rm.model import load_tokenizer
+    from rm.train import TrainConfig, pair_rewards, train_member
+
+    name, encoding, overrides = parse_variant(spec)
+    config = TrainConfig.from_dict({**base, **overrides, "data": "in-memory", "out": str(out / name.replace("/", "_"))})
+    tokenizer = load_tokenizer(config.backbone or default_backbone())
+    encode = ENCODINGS[encoding](tokenizer, config.max_length)
+    train_data, eval_data = pair_data(encode, train_ds), pair_data(encode, eval_ds)
+    t0 = time.perf_counter()
+    model, metrics = train_member(config, train_data, None, Path(config.out), config.seed)
+    wall = time.perf_counter() - t0
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(device, config.precision)
+    collate = PairCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+    r_c, r_r = pair_rewards(model, eval_data, collate, config.eval_batch_size, device, dtype)
+    temperature = fit_temperature(r_c, r_r)
+    m = all_metrics(r_c, r_r, None, temperature)
+    return {"variant": name, "encoding": encoding, "overrides": overrides, "n_train": len(train_data),
+            "n_eval": len(eval_data), "truncated_train": train_data.n_truncated,
+            "truncated_eval": eval_data.n_truncated, "accuracy": m["accuracy"], "ece": m["ece"],
+            "temperature": temperature, "ece_scaled_in_sample": m["ece_calibrated"],
+            "ece_scaled_cross_fit": cross_fitted_ece(r_c, r_r), "log_loss": m["log_loss"],
+            "log_loss_scaled": m["log_loss_calibrated"], "pairs_per_s": metrics["train_pairs_per_s"],
+            "train_seconds": metrics["train_seconds"], "wall_seconds": wall, "precision": metrics["precision"],
+            "threads": torch.get_num_threads(), "config": {k: v for k, v in dataclasses.asdict(config).items()
+                                                           if k in ("lr", "epochs", "batch_size", "max_length",
+                                                                    "pooling", "dropout", "seed")}}
+
+
+def format_row(r: dict) -> str:
+    return (f"{r['variant']:<28} acc {r['accuracy']:.3f}  ece {r['ece']:.3f} -> {r['ece_scaled_in_sample']:.3f} "
+            f"(cross-fit {r['ece_scaled_cross_fit']:.3f}, T {r['temperature']:.2f})  "
+            f"{r['pairs_per_s']:.1f} pairs/s  cut {r['truncated_train']}/{r['n_train']}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=sorted(SPLITS))
+    parser.add_argument("--variants", default="base", help=f"comma list of {sorted(VARIANTS)} (+key=value overrides)")
+    parser.add_argument("--train-pairs", type=int, default=None, help="hh default 1800; ukp default all 24 topics")
+    parser.add_argument("--eval-pairs", type=int, default=None, help="hh default 512; ukp default all 8 topics")
+    parser.add_argument("--epochs", type=int, default=None, help="default: hh 2, ukp 1")
+    parser.add_argument("--max-length", type=int, default=None, help="default: hh 256, ukp 256")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="label stored with each result line")
+    args = parser.parse_args(argv)
+
+    print(machine_line(), flush=True)
+    defaults = {"hh": (1800, 512, 2), "ukp": (None, None, 1)}[args.dataset]
+    n_train = args.train_pairs if args.train_pairs is not None else defaults[0]
+    n_eval = args.eval_pairs if args.eval_pairs is not None else defaults[1]
+    train_ds, eval_ds = SPLITS[args.dataset](n_train, n_eval)
+    base = {"epochs": args.epochs or defaults[2], "max_length": args.max_length or 256, "seed": args.seed,
+            "progress": False}
+    print(f"{args.dataset}: {len(train_ds)} train pairs, {len(eval_ds)} eval pairs, base {base}", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = []
+    for spec in args.variants.split(","):
+        r = run_variant(spec, train_ds, eval_ds, base, OUT / f"ckpt_{args.dataset}")
+        r |= {"dataset": args.dataset, "tag": args.tag, "base": base, "loadavg": load_line()}
+        results.append(r)
+        print(format_row(r), flush=True)
+        with open(OUT / "accuracy.jsonl", "a") as f:
+            f.write(json.dumps(r) + "\n")
+    print(load_line())
+    return results
+
+
+if __name__ == "__main__":
+    main()
