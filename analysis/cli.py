@@ -49,8 +49,9 @@ def parser_for(cls: type, description: str = "", positional: tuple[str, ...] = (
         help_text = f.metadata.get("help", "")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        if f.name in positional:
-            parser.add_argument(f.name, type=tp, nargs="+" if many else None, help=help_text)
+        if f.name in positional:  # optional when the field has a default
+            nargs = ("+" if required else "*") if many else (None if required else "?")
+            parser.add_argument(f.name, type=tp, nargs=nargs, default=default, help=help_text)
             continue
         flag = "--" + f.name.replace("_", "-")
         if tp is bool:
