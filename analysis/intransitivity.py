@@ -89,21 +89,28 @@ def load_ukp(src: str | Path, label: str = "gold", **_: Any) -> pd.DataFrame:
 
 
 def load_store(src: str | None = None, **_: Any) -> pd.DataFrame:
-    """Labels from the label store (`src` = DB path/URL, None = default): group = task id.
-
-    Items are the response texts as labelled; "left"/"right" choices map to a/b, "tie" and
-    "both_bad" to a tie.
-    """
+    """Labels from the label store (`src` = DB path/URL, None = default); see `comparisons_from_labels`."""
     from labeling.store import open_store  # lazy: only for --format store
 
-    return comparisons_from_labels(open_store(src or None).labels())
+    store = open_store(src or None)
+    try:
+        return comparisons_from_labels(store.labels())
+    finally:
+        store.close()
 
 
 def comparisons_from_labels(labels: pd.DataFrame) -> pd.DataFrame:
-    """Comparisons from `Store.labels()` rows (columns task_id, chosen, rejected, tie, both_bad, annotator)."""
-    tie = labels.get("tie", False) | labels.get("both_bad", False)
-    df = pd.DataFrame({"group": labels["task_id"], "a": labels["chosen"], "b": labels["rejected"],
-                       "winner": np.where(np.asarray(tie, bool), "tie", "a"), "annotator": labels.get("annotator")})
+    """Comparisons from `Store.labels()` rows: group = task id, items = response letters a/b/c.
+
+    A decided label is winner beat loser; "tie" and "both_bad" are ties between the two
+    responses shown. Triads (3 responses a task) are the tasks that can hold a cycle.
+    """
+    letters = np.array(list("abc"))
+    tie = labels["tie"].to_numpy(bool)
+    first = np.where(tie, labels["left_index"], labels["winner"].fillna(-1)).astype(int)
+    second = np.where(tie, labels["right_index"], labels["loser"].fillna(-1)).astype(int)
+    df = pd.DataFrame({"group": labels["task_id"], "a": letters[first], "b": letters[second],
+                       "winner": np.where(tie, "tie", "a"), "annotator": labels["annotator"]})
     return validate_comparisons(df, "label store")
 
 
@@ -279,7 +286,7 @@ def graphs(comps: pd.DataFrame, keys: list[str]) -> Iterable[tuple[Any, GroupGra
     Items are coded once for the whole table, so many small groups (one per annotator)
     cost little each.
     """
-    codes, names = pd.factorize(pd.concat([comps["a"], comps["b"]], ignore_index=True))
+    codes, names = pd.factorize(pd.concat([comps["a"], comps["b"]], ignore_index=True), sort=True)
     a, b = codes[: len(comps)], codes[len(comps):]
     winner = comps["winner"].to_numpy(str)
     names = np.asarray(names, dtype=object)

@@ -165,11 +165,32 @@ def test_ukp_loader_reads_gold_strict_and_votes(tmp_path):
 
 
 def test_comparisons_from_label_store_rows():
-    labels = pd.DataFrame({"task_id": ["t1", "t1", "t1"], "chosen": ["A", "B", "C"], "rejected": ["B", "C", "A"],
-                           "tie": [False, False, False], "both_bad": [False, False, True], "annotator": ["u"] * 3})
+    labels = pd.DataFrame({"task_id": ["t1", "t1", "t1"], "winner": pd.array([0, 1, pd.NA], "Int64"),
+                           "loser": pd.array([1, 2, pd.NA], "Int64"), "left_index": [1, 1, 2],
+                           "right_index": [0, 2, 0], "tie": [False, False, True], "annotator": ["u"] * 3})
     out = comparisons_from_labels(labels)
-    assert out["winner"].tolist() == ["a", "a", "tie"]
+    assert out[["a", "b", "winner"]].values.tolist() == [["a", "b", "a"], ["b", "c", "a"], ["c", "a", "tie"]]
     assert analyze(out, n_boot=0).per_group["edges"].tolist() == [2]
+
+
+def test_store_triad_labels_make_a_cycle(tmp_path):
+    from labeling.store import open_store
+    from labeling.tasks import Task
+
+    db = tmp_path / "labels.db"
+    store = open_store(str(db))
+    responses = ("r0", "r1", "r2")
+    fillers = [Task(id=f"pair{i}", kind="pair", prompt="q", responses=(f"x{i}", f"y{i}")) for i in range(4)]
+    store.import_tasks([Task(id="tri", kind="triad", prompt="p", responses=responses), *fillers])
+    while (job := store.next_assignment("ann")) is not None:
+        # triad pairings are ab, bc, ca: always preferring the first gives a > b > c > a
+        first = responses[[(0, 1), (1, 2), (2, 0)][job.pair_index][0]] if job.task_id == "tri" else job.left
+        store.submit(job.id, "ann", "left" if job.left == first else "right")
+    store.close()
+    report = analyze(load_comparisons(str(db)), n_boot=0)  # a .db path is sniffed as the store
+    assert (report.groups, report.comparisons, report.cycles_3) == (5, 7, 1)
+    assert report.cycles[["group", "first", "second", "third"]].values.tolist() == [["tri", "a", "b", "c"]]
+    assert report.per_annotator["cycles_3"].sum() == 1
 
 
 def test_cli_prints_groups_comparisons_and_cycles(tmp_path, capsys):
