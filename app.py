@@ -29,6 +29,7 @@ import hmac
 import html
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,7 +49,6 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from labeling import stats
-
 from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export
 from labeling.store import Store, open_store
 
@@ -62,7 +62,7 @@ STRENGTHS = {"slightly": 1, "clearly": 2, "much": 3}
 DEFAULT_STRENGTH = "clearly"
 TAGS = ["agrees with a false claim", "too long", "hedges", "factually wrong", "unsafe",
         "off-topic"]
-# Key -> element id of the button it clicks; the legend and the page script both read this.
+# Key -> element id of the button it clicks; the button captions and the page script read this.
 SHORTCUTS = {
     "1": "rm-choice-A", "a": "rm-choice-A",
     "2": "rm-choice-B", "b": "rm-choice-B",
@@ -161,9 +161,19 @@ def render_markdown(text: str) -> str:
     return f'<div class="rm-text">{body}</div>'
 
 
+def markdown_literal(text: str) -> str:
+    """Untrusted text (a typed name) inside our own Markdown: no markup, no HTML."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~$])", r"\\\1", html.escape(text, quote=False))
+
+
+def plot_literal(text: str) -> str:
+    """Untrusted text as a matplotlib label: `$` would start mathtext (and can fail to parse)."""
+    return text.replace("$", r"\$")
+
+
 def progress_line(annotator: str, progress: dict) -> str:
-    return (f"Signed in as **{html.escape(annotator)}** · **{progress.get('done', 0)}** labelled"
-            f" · **{progress.get('remaining', 0)}** to go")
+    return (f"Signed in as **{markdown_literal(annotator)}** · **{progress['done']}** labelled"
+            f" · **{progress['remaining']}** to go")
 
 
 # ----------------------------------------------------------------------------- labeling core
@@ -559,7 +569,7 @@ def plot_label_counts(labels: pd.DataFrame) -> Figure | None:
     ax = fig.add_subplot()
     left = np.zeros(len(counts))
     for kind in counts.columns:
-        ax.barh(counts.index, counts[kind], left=left, label=kind)
+        ax.barh([plot_literal(name) for name in counts.index], counts[kind], left=left, label=kind)
         left += counts[kind].to_numpy()
     ax.invert_yaxis()
     ax.set_title("labels per annotator", pad=22)
@@ -570,22 +580,30 @@ def plot_label_counts(labels: pd.DataFrame) -> Figure | None:
 
 
 def plot_biases(labels: pd.DataFrame) -> Figure | None:
-    """Left-pick share and agreeing-won rate per annotator, each with its 95% CI; 0.5 = no bias."""
+    """Left-pick share and agreeing-won rate per annotator, each with its 95% CI; 0.5 = no bias.
+
+    Both panels share one row per annotator (then the overall row, in black); an annotator
+    without agreement labels has an empty row in the second panel.
+    """
     if labels.empty:
         return None
-    panels = [("share of left picks", stats.position_bias(labels), "share_left", 0.5),
-              ("agreeing response won", stats.agreement_bias(labels), "rate", None)]
-    fig = Figure(figsize=(7, 1.2 + 0.4 * labels.annotator.nunique()), layout="constrained")
+    bias = stats.position_bias(labels).set_index("annotator")
+    rows = bias.index  # every annotator, then stats.OVERALL
+    panels = [("share of left picks", bias, "share_left", 0.5),
+              ("agreeing response won", stats.agreement_bias(labels).set_index("annotator").reindex(rows),
+               "rate", None)]
+    y = np.arange(len(rows))
+    fig = Figure(figsize=(7, 1.2 + 0.4 * len(rows)), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (title, table, column, reference) in zip(axes, panels):
-        y = np.arange(len(table))
-        err = [table[column] - table.ci_low, table.ci_high - table[column]]
-        for rows, colour in ((y < len(y) - 1, "tab:blue"), (y == len(y) - 1, "black")):  # overall last
-            ax.errorbar(table[column][rows], y[rows], xerr=[e[rows] for e in err], fmt="o",
-                        capsize=3, color=colour)
+        share, low, high = (table[c].to_numpy(dtype=float) for c in (column, "ci_low", "ci_high"))
+        for keep, colour in ((rows != stats.OVERALL, "tab:blue"), (rows == stats.OVERALL, "black")):
+            ax.errorbar(share[keep], y[keep], xerr=[(share - low)[keep], (high - share)[keep]],
+                        fmt="o", capsize=3, color=colour)
         if reference is not None:
             ax.axvline(reference, color="grey", linestyle=":")
-        ax.set(title=title, xlim=(0, 1), yticks=y, yticklabels=table.annotator)
+        ax.set(title=title, xlim=(0, 1))
+    axes[0].set(yticks=y, yticklabels=[plot_literal(name) for name in rows])
     axes[0].invert_yaxis()  # shared: once for both
     return fig
 

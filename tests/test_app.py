@@ -1,6 +1,7 @@
 """app.py: the labeling endpoints through gradio_client, roles, and safe rendering."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -222,3 +223,16 @@ def test_summary_and_tables_count_labels(store):
     assert table.loc["ann", "left picks"].startswith("100% (")
     assert table.loc["(all)", "left picks"].startswith("67% (")
     assert app.summary_text(labels.iloc[:0]).startswith("**No labels yet.**")
+
+
+def test_untrusted_names_stay_literal(store):
+    assert app.markdown_literal("**x** [a](javascript:1) <b> $y$") == \
+        r"\*\*x\*\* \[a\]\(javascript:1\) &lt;b&gt; \$y\$"
+    # a name that matplotlib would parse as broken mathtext must not break the dashboard
+    assignment = store.next_assignment(r"$\frac$")
+    store.submit(assignment.id, r"$\frac$", "left", 2)
+    labels = store.labels()
+    for figure in (app.plot_label_counts(labels), app.plot_biases(labels)):
+        figure.savefig(io.BytesIO(), format="png")
+        labels_shown = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
+        assert r"\$\frac\$" in labels_shown
