@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 
+import gradio as gr
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -236,3 +237,13 @@ def test_untrusted_names_stay_literal(store):
         figure.savefig(io.BytesIO(), format="png")
         labels_shown = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
         assert r"\$\frac\$" in labels_shown
+
+
+def test_a_verified_identity_wins_over_a_typed_name():
+    profile = gr.OAuthProfile({"name": "Carol C", "preferred_username": "carol",
+                               "profile": "", "picture": ""})
+    assert app.verified_user(None, profile) == "carol"
+    assert app.annotator_name("mallory", app.verified_user(None, profile)) == "carol"
+    assert app.annotator_name("  mallory ", None) == "mallory"
+    with pytest.raises(gr.Error, match="Enter your name"):
+        app.annotator_name(" ", None)
