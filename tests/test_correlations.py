@@ -1,6 +1,5 @@
 """analysis.correlations: correlations and bootstrap CIs against scipy, flags, report, CLI."""
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,23 +12,13 @@ from analysis.correlations import (
     bootstrap_indices,
     correlate,
     correlation_ci,
+    main,
     pearson_rows,
     plot_scatter,
     run,
     spearman_rows,
 )
-
-
-@dataclass
-class FakeScores:  # the fields of rm.score.Scores that analysis reads
-    mean: np.ndarray
-
-
-class WordCountScorer:
-    """Reward = number of words: a perfectly length-hacked reward model."""
-
-    def score(self, prompts, responses):
-        return FakeScores(mean=np.array([len(r.split()) for r in responses], dtype=float))
+from analysis_support import WordCountScorer, tiny_rm
 
 
 def test_row_wise_correlations_match_scipy():
@@ -139,3 +128,19 @@ def test_run_writes_a_json_report_with_config_and_a_plot(tmp_path):
     assert written["config"]["n_boot"] == 50
     assert written["correlations"][1]["pearson"] is None  # constant feature: NaN -> null
     assert written["length_hacking"] is True
+
+
+def test_cli_end_to_end_with_a_tiny_model_on_preference_rows(tmp_path, tmp_path_factory, capsys):
+    rm_dir = tiny_rm(tmp_path_factory)
+    data = tmp_path / "prefs.jsonl"
+    pairs = [{"prompt": f"q{i}", "chosen": "a careful correct answer " * (i % 3 + 1), "rejected": "wrong " * (i % 4 + 1)}
+             for i in range(10)]
+    data.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    out = tmp_path / "corr.json"
+    main(["--rm", str(rm_dir), "--data", str(data), "--n-boot", "50", "--out", str(out), "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["n"] == 20  # both sides of 10 pairs
+    assert printed["config"]["rm"] == [str(rm_dir)]
+    assert [row["feature"] for row in printed["correlations"]][:3] == ["length_chars", "length_words", "length_tokens"]
+    assert isinstance(printed["length_hacking"], bool)
+    assert json.loads(out.read_text())["n"] == 20 and out.with_suffix(".png").is_file()
