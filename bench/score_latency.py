@@ -1,0 +1,103 @@
+"""Latency of scoring two responses side by side (one prompt, two 200-token answers): p50/p99.
+
+  .venv/bin/python bench/score_latency.py [--rm DIR] [--repeats 200] [--url http://127.0.0.1:7860]
+
+In process: `Scorer.score(prompt, [a, b])`, the call the app makes for a side-by-side
+comparison (both responses in one batch). Over HTTP: the same through a running app's `score`
+endpoint via gradio_client, when the app exposes one (`--url`); otherwise only the in-process
+numbers are reported, and the script says so. Texts are synthetic (fixed words), cut to exactly
+`--response-tokens` tokens, so no data file is needed. Without `--rm`, the default MiniLM with a
+fresh head is scored: latency does not depend on the head's weights.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: rm, bench
+
+from bench._machine import load_line, machine_line  # noqa: E402
+
+WORDS = ("the reward model reads a prompt and a response and returns one number that says how good the "
+         "response is compared with other answers to the same question").split()
+
+
+def text_of_tokens(tokenizer, n: int, offset: int = 0) -> str:
+    """A synthetic text that tokenizes to exactly n tokens (no special tokens)."""
+    words = [WORDS[(i + offset) % len(WORDS)] for i in range(2 * n)]
+    ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"][:n]
+    return tokenizer.decode(ids)
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1e3
+    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": float(ms.mean()), "min_ms": float(ms.min())}
+
+
+def time_calls(fn, repeats: int, warmup: int = 5) -> dict:
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t0)
+    return percentiles(seconds)
+
+
+def load(rm: str | None):
+    from rm.defaults import default_backbone
+    from rm.model import build_reward_model
+    from rm.score import Scorer, load_scorer
+
+    return load_scorer(rm) if rm else Scorer([build_reward_model(default_backbone())], name="minilm-fresh-head")
+
+
+def http_score(url: str, api_name: str = "/score"):
+    """A callable (prompt, responses) -> result through gradio_client, or None with the reason."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    if api_name not in endpoints:
+        return None, f"the app at {url} has no {api_name} endpoint (it has {sorted(endpoints)})"
+    return (lambda prompt, a, b: client.predict(prompt, a, b, api_name=api_name)), None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rm", default=None, help="checkpoint folder (default: MiniLM with a fresh head)")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--response-tokens", type=int, default=200)
+    parser.add_argument("--prompt-tokens", type=int, default=40)
+    parser.add_argument("--url", default=None, help="a running app (python app.py) to time over HTTP")
+    args = parser.parse_args(argv)
+
+    print(machine_line(), flush=True)
+    scorer = load(args.rm)
+    tok = scorer.models[0].tokenizer
+    prompt = text_of_tokens(tok, args.prompt_tokens, offset=3)
+    a, b = text_of_tokens(tok, args.response_tokens), text_of_tokens(tok, args.response_tokens, offset=7)
+    results = {"scorer": scorer.name, "dtype": str(scorer.dtype), "response_tokens": args.response_tokens,
+               "prompt_tokens": args.prompt_tokens}
+    results["in_process"] = time_calls(lambda: scorer.score(prompt, [a, b]), args.repeats)
+    print(f"in process, 2 x {args.response_tokens}-token responses: {json.dumps(results['in_process'])}", flush=True)
+    if args.url:
+        call, why = http_score(args.url)
+        if call is None:
+            results["http"] = why
+        else:
+            results["http"] = time_calls(lambda: call(prompt, a, b), max(20, args.repeats // 4))
+        print(f"HTTP via gradio_client: {json.dumps(results['http'])}")
+    else:
+        print("HTTP: not measured (no --url; app.py has no `score` endpoint yet)")
+    print(load_line())
+    return results
+
+
+if __name__ == "__main__":
+    main()
