@@ -62,6 +62,11 @@ def native_pooling(config) -> str:
     return "last" if is_decoder_config(config) else "cls"
 
 
+def auto_pooling(config) -> str:
+    """Our default: the last token for decoders (it has seen everything), the mean for encoders."""
+    return "last" if is_decoder_config(config) else "mean"
+
+
 def _fp32_linear_hook(module: nn.Linear, inputs, output):
     """Recompute a reward head in fp32 outside autocast: bf16 rewards would collide into ties."""
     with torch.autocast(output.device.type, enabled=False):
@@ -121,7 +126,8 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
                        dropout: float | None = None) -> RewardModel:
     """A fresh reward model on `backbone` (path or Hub id); `from_scratch` inits from its config.
 
-    `pooling=None` picks the native pooling. The tokenizer comes along as `.tokenizer`.
+    `pooling=None` picks the native pooling, "auto" `auto_pooling`. The tokenizer comes along
+    as `.tokenizer`.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -132,7 +138,7 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
     tokenizer = load_tokenizer(backbone)
     if config.pad_token_id is None:
         config.pad_token_id = tokenizer.pad_token_id
-    pooling = pooling or native_pooling(config)
+    pooling = auto_pooling(config) if pooling == "auto" else (pooling or native_pooling(config))
     native = pooling == native_pooling(config)
     if native:
         config.num_labels = 1

@@ -13,7 +13,7 @@ import torch
 
 from rm.checkpoint import load_rm
 from rm.collate import SequenceCollator, sorted_batches
-from rm.device import autocast_dtype, default_device
+from rm.device import autocast_dtype, default_device, torch_threads
 from rm.formatting import Formatter
 from rm.metrics import p_better as _p_better
 from rm.model import RewardModel
@@ -74,7 +74,8 @@ class Scorer:
     """
 
     def __init__(self, models: list[RewardModel], name: str = "rm", temperature: float | None = None,
-                 precision: str = "auto", device: torch.device | str | None = None):
+                 precision: str = "auto", device: torch.device | str | None = None, num_threads: int | None = None):
+        self.num_threads = num_threads  # CPU threads while scoring (None: torch's default)
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = autocast_dtype(self.device, precision)
         self.models = [m.eval().to(self.device) for m in models]
@@ -112,7 +113,8 @@ class Scorer:
         if not responses:
             return Scores.from_members(np.zeros((len(self.models), 0)))
         encodings = {id(f): f.encode(prompts, responses) for f in self.formatters}
-        members = [self._score_model(m, encodings[id(f)], batch_size) for m, f in zip(self.models, self.formatters)]
+        with torch_threads(self.num_threads):
+            members = [self._score_model(m, encodings[id(f)], batch_size) for m, f in zip(self.models, self.formatters)]
         return Scores.from_members(np.stack(members))
 
     def p_better(self, r_a, r_b) -> np.ndarray:
@@ -125,19 +127,29 @@ def ensemble_members(path: Path) -> list[Path]:
     return sorted(path.glob("member_*"), key=lambda p: int(p.name.split("_")[-1]))
 
 
-def load_scorer(src: str | Path | list, precision: str = "auto", device=None) -> Scorer:
-    """A Scorer from a checkpoint folder, an HF path/Hub id, an ensemble folder or a list of them."""
-    if isinstance(src, (list, tuple)):
-        models = [m for s in src for m in load_scorer(s, precision, device).models]
-        return Scorer(models, name="+".join(Path(str(s)).name for s in src), precision=precision, device=device)
+def _load_models(src: str | Path) -> tuple[list[RewardModel], float | None]:
+    """Models of one source and its ensemble temperature (None for a single model)."""
     path = Path(src)
     members = ensemble_members(path) if path.is_dir() else []
-    if members:
-        info_file = path / ENSEMBLE_FILE
-        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-        return Scorer([load_rm(m) for m in members], name=path.name, temperature=info.get("temperature"),
-                      precision=precision, device=device)
-    return Scorer([load_rm(src)], name=path.name or str(src), precision=precision, device=device)
+    if not members:
+        return [load_rm(src)], None
+    info_file = path / ENSEMBLE_FILE
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    return [load_rm(m) for m in members], info.get("temperature", 1.0)
+
+
+def load_scorer(src: str | Path | list, precision: str = "auto", device=None, num_threads: int | None = None) -> Scorer:
+    """A Scorer from a checkpoint folder, an HF path/Hub id, an ensemble folder or a list of them.
+
+    A list is one ensemble (its temperature is 1 unless it holds a single model).
+    """
+    sources = list(src) if isinstance(src, (list, tuple)) else [src]
+    loaded = [_load_models(s) for s in sources]
+    models = [m for ms, _ in loaded for m in ms]
+    temperature = loaded[0][1] if len(sources) == 1 else None
+    name = "+".join(Path(str(s)).name or str(s) for s in sources)
+    return Scorer(models, name=name, temperature=temperature, precision=precision, device=device,
+                  num_threads=num_threads)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -22,7 +22,7 @@ import torch
 from rm.cli import add_dataclass_args, from_dict
 from rm.collate import PairCollator, length_grouped_batches
 from rm.defaults import default_backbone
-from rm.device import PRECISIONS, autocast_dtype
+from rm.device import PRECISIONS, autocast_dtype, torch_threads
 from rm.formatting import Formatter
 from rm.loss import bt_loss, center_loss
 from rm.metrics import all_metrics, fit_temperature
@@ -51,7 +51,7 @@ class TrainConfig:
     backbone: str | None = field(default=None, metadata={"help": "backbone path or Hub id (default: the offline all-MiniLM-L6-v2)"})
     from_scratch: bool = field(default=False, metadata={"help": "initialise from the backbone's config instead of its weights"})
     config_overrides: dict = field(default_factory=dict, metadata={"help": "JSON dict of backbone config changes, e.g. '{\"num_hidden_layers\": 2}'"})
-    pooling: str | None = field(default="mean", metadata={"help": "how a sequence becomes one vector; None = the architecture's own head", "choices": sorted(POOLING)})
+    pooling: str = field(default="auto", metadata={"help": "how a sequence becomes one vector (auto: last for decoders, mean for encoders; cls on an encoder and last on a decoder use the model's own head)", "choices": ["auto", *sorted(POOLING)]})
     max_length: int = field(default=256, metadata={"help": "tokens per sequence; the prompt is cut from the left first"})
     dropout: float | None = field(default=None, metadata={"help": "override the backbone's dropout probabilities"})
     epochs: int = field(default=1, metadata={"help": "passes over the training pairs"})
@@ -67,6 +67,9 @@ class TrainConfig:
     bootstrap: bool = field(default=True, metadata={"help": "resample the training set with replacement per ensemble member"})
     seed: int = field(default=0, metadata={"help": "random seed (member k uses seed + k)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the hardware has it", "choices": list(PRECISIONS)})
+    freeze_embeddings: bool = field(default=False, metadata={"help": "keep the token embeddings fixed (less optimiser work, less overfitting)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the backbone (fuses element-wise ops; first steps compile)"})
+    num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice; 1 helps on a crowded machine)"})
     eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass when evaluating"})
     log_every: int = field(default=10, metadata={"help": "steps between progress-bar updates"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
@@ -165,10 +168,13 @@ def _optimizer(model: RewardModel, config: TrainConfig) -> torch.optim.Optimizer
     groups: dict[tuple, list] = {}
     head_params = {id(p) for p in (model.head.parameters() if model.head is not None else [])}
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         decay = config.weight_decay if p.ndim >= 2 else 0.0
         lr = config.head_lr if (config.head_lr and id(p) in head_params) else config.lr
         groups.setdefault((decay, lr), []).append(p)
-    return torch.optim.AdamW([{"params": ps, "weight_decay": d, "lr": lr} for (d, lr), ps in groups.items()])
+    params = [{"params": ps, "weight_decay": d, "lr": lr} for (d, lr), ps in groups.items()]
+    return torch.optim.AdamW(params, fused=next(model.parameters()).device.type in ("cpu", "cuda"))
 
 
 def _schedule(optimizer, total_steps: int, warmup_ratio: float):
@@ -199,6 +205,10 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                                config.config_overrides, dropout=config.dropout)
     model.max_length = config.max_length
     tokenizer = model.tokenizer
+    if config.freeze_embeddings:
+        model.body.get_input_embeddings().weight.requires_grad_(False)
+    if config.compile:
+        model.body.compile(dynamic=True)
     collate = PairCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     optimizer = _optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
@@ -311,38 +321,48 @@ def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
         raise ValueError("TrainConfig.data is required: a label export folder, a JSONL/CSV/Parquet file or a Hub id")
     if config.ensemble < 1:
         raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
+    with torch_threads(config.num_threads):
+        return _train(config, callback)
+
+
+def _train(config: TrainConfig, callback: Callback | None) -> Path:
     train_ds, eval_ds = load_splits(config)
     formatter = Formatter(load_tokenizer(config.backbone or default_backbone()), config.max_length)
     train_data = tokenize_pairs(formatter, train_ds)
     eval_data = tokenize_pairs(formatter, eval_ds) if eval_ds is not None else None
+    for name, data in (("train", train_data), ("eval", eval_data)):
+        if data is not None and data.n_truncated:
+            print(f"{name}: {data.n_truncated} of {len(data)} pairs longer than max_length={config.max_length}; "
+                  "kept with the prompt cut from the left", file=sys.stderr)
     out = Path(config.out)
     if config.ensemble == 1:
         train_member(config, train_data, eval_data, out, config.seed, callback)
         return out
+    eval_rewards = []  # per member: (r_chosen, r_rejected) on the shared eval split
     for k in range(config.ensemble):
         seed = config.seed + k
         data = train_data.subset(bootstrap_indices(len(train_data), seed)) if config.bootstrap else train_data
-        train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
-    write_ensemble_info(out, config, eval_data)
+        model, _ = train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
+        if eval_data is not None:
+            device = next(model.parameters()).device
+            collate = PairCollator(model.tokenizer.pad_token_id, model.tokenizer.padding_side)
+            eval_rewards.append(pair_rewards(model, eval_data, collate, config.eval_batch_size, device,
+                                             autocast_dtype(device, config.precision)))
+        del model
+    write_ensemble_info(out, config, eval_rewards, [f["tie"] for f in eval_data.features] if eval_data else None)
     return out
 
 
-def write_ensemble_info(out: Path, config: TrainConfig, eval_data: PairData | None) -> dict:
-    """Ensemble-level metrics (mean reward of the members) and temperature -> rmlab_ensemble.json."""
-    from rm.score import ENSEMBLE_FILE, load_scorer
+def write_ensemble_info(out: Path, config: TrainConfig, eval_rewards: list[tuple], ties) -> dict:
+    """Metrics of the members' mean reward and its temperature -> rmlab_ensemble.json, metrics.json."""
+    from rm.score import ENSEMBLE_FILE
 
     info = {"members": config.ensemble, "train_config": config.to_dict(), "temperature": 1.0}
-    if eval_data is not None:
-        scorer = load_scorer(out, precision=config.precision)
-        ds = eval_data.features
-        # score the token ids we already have, member by member, as the scorer would
-        r_c = np.mean([pair_rewards(m, eval_data, PairCollator(m.tokenizer.pad_token_id, m.tokenizer.padding_side),
-                                    config.eval_batch_size, scorer.device, scorer.dtype)[0] for m in scorer.models], 0)
-        r_r = np.mean([pair_rewards(m, eval_data, PairCollator(m.tokenizer.pad_token_id, m.tokenizer.padding_side),
-                                    config.eval_batch_size, scorer.device, scorer.dtype)[1] for m in scorer.models], 0)
-        ties = [f["tie"] for f in ds]
+    if eval_rewards:
+        r_c, r_r = (np.mean([pair[i] for pair in eval_rewards], axis=0) for i in (0, 1))
         info["temperature"] = fit_temperature(r_c, r_r, ties)
         info["metrics"] = all_metrics(r_c, r_r, ties, info["temperature"])
+        info["metrics"]["member_accuracy"] = [all_metrics(c, r, ties)["accuracy"] for c, r in eval_rewards]
         (out / "metrics.json").write_text(json.dumps(info["metrics"], indent=2))
     (out / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2, default=str))
     return info

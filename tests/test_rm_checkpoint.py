@@ -4,8 +4,17 @@ import pytest
 import torch
 
 from rm.checkpoint import load_rm, read_rm_config, save_rm
+from rm.device import torch_threads
 from rm.model import build_reward_model
 from rm.testing import tiny_backbone, tiny_decoder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared machine run fastest on one thread (see rm.device.torch_threads)."""
+    with torch_threads(1):
+        yield
+
 
 def _batch(tokenizer):
     enc = tokenizer(["what is two plus two?", "help me please"], ["four", "sure, here is help"],

@@ -1,8 +1,16 @@
 import pytest
 import torch
 
+from rm.device import torch_threads
 from rm.model import POOLING, RewardModel, build_reward_model, native_pooling
 from rm.testing import tiny_backbone, tiny_decoder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared machine run fastest on one thread (see rm.device.torch_threads)."""
+    with torch_threads(1):
+        yield
 
 
 def _pad(seqs, side, value=0):

@@ -3,10 +3,18 @@ import json
 import numpy as np
 import pytest
 
+from rm.device import torch_threads
 from rm.score import Scores, load_scorer, main
-from rm.train import TrainConfig, train
 from rm.testing import tiny_backbone
+from rm.train import TrainConfig, train
 from test_rm_train import separable_pairs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared machine run fastest on one thread (see rm.device.torch_threads)."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

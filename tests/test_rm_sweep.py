@@ -2,9 +2,17 @@ import json
 
 import pytest
 
+from rm.device import torch_threads
 from rm.sweep import SweepConfig, main, parse_sizes, scratch_overrides, sweep_runs
 from rm.testing import tiny_backbone
 from test_rm_train import separable_pairs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared machine run fastest on one thread (see rm.device.torch_threads)."""
+    with torch_threads(1):
+        yield
 
 
 def test_parse_sizes_and_shapes():

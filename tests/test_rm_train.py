@@ -5,8 +5,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rm.train import TrainConfig, bootstrap_indices, main, train
+from rm.device import torch_threads
 from rm.testing import tiny_backbone
+from rm.train import TrainConfig, bootstrap_indices, main, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a shared machine run fastest on one thread (see rm.device.torch_threads)."""
+    with torch_threads(1):
+        yield
+
 
 GOOD = ["yes good correct answer", "sure thanks help", "good right answer", "correct polite help"]
 BAD = ["no bad wrong answer", "rude harmful wrong", "bad worse answer", "wrong illegal rude"]
@@ -79,3 +88,15 @@ def test_cli_matches_the_contract(tmp_path, setup, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "cli")
     config = json.loads((out / "rmlab_config.json").read_text())
     assert (config["pooling"], config["layout"], config["train_config"]["seed"]) == ("cls", "native", 3)
+
+
+def test_early_stopping_stops_when_eval_accuracy_stalls(tmp_path, setup):
+    backbone, data = setup
+    events = []
+    out = train(TrainConfig(data=str(data), out=str(tmp_path / "rm"), backbone=backbone, epochs=5, lr=0.0,
+                            patience=1, max_pairs=32, max_length=32, batch_size=16, progress=False),
+                callback=events.append)
+    evals = [e for e in events if e.get("event") == "eval"]
+    assert [e["epoch"] for e in evals] == [1, 2]  # lr 0: epoch 2 is no better, patience 1 stops
+    assert json.loads((out / "metrics.json").read_text())["best_epoch"] == 1
+    assert json.loads((out / "rmlab_config.json").read_text())["pooling"] == "mean"  # auto on an encoder
