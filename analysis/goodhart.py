@@ -1,0 +1,516 @@
+"""Goodhart curves: best-of-n against the policy LM, proxy reward against gold reward.
+
+For each prompt, N responses are sampled from the policy (`analysis.policy`) and scored by
+a proxy scorer and a gold scorer (an RM, or a programmatic checker such as
+`ArithmeticChecker`). For n = 1, 2, 4, ... <= N the expected proxy and gold score of the
+response that best-of-n picks is computed with the unbiased estimator over the N samples
+(`bon_expectation`), against the analytic KL of best-of-n, KL = log n - (n-1)/n.
+Gold gain over n = 1 is fitted as gold = d(α - βd), d = √KL (Gao et al. 2022,
+arXiv:2210.10760); the sweet spot is d* = α/2β.
+
+Three selectors pick the best of n (`SELECTORS`), all drawn on one plot:
+- `proxy`: the proxy RM's mean reward;
+- `conservative`: the ensemble's mean - λ·std (ensemble from `--ensemble`, or the proxy's own
+  members when it is an ensemble); skipped with a note when there is no ensemble;
+- `kl_penalised`: proxy + β_kl · log π(y|x)/|y|, i.e. the proxy minus β_kl times the
+  response's per-token surprisal under the policy. This is RBoN-KL (Jinnai et al. 2024,
+  arXiv:2404.01054: argmax r(y) - β·KL(δ_y ‖ π) = r(y) + β log π(y)) with the log-likelihood
+  divided by the length, so that the penalty does not simply reward short answers.
+The analytic KL holds for any selector that ranks the N samples without ties, so all three
+share the x axis.
+
+Samples are cached in `runs/goodhart/<hash>.parquet` (hash of policy, prompts, N and the
+sampling settings), so curves re-plot without regenerating.
+
+    python -m analysis.goodhart --proxy runs/rm/default --gold arithmetic --prompts arithmetic \\
+        --n 64 --max-new-tokens 64 --json --plot runs/reports/goodhart.png
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+# ---- the best-of-n estimator ---------------------------------------------------------------
+
+
+def kl_bon(n) -> np.ndarray | float:
+    """Analytic KL(best-of-n ‖ policy) = log n - (n-1)/n (Stiennon et al. 2020)."""
+    n = np.asarray(n, dtype=np.float64)
+    return np.log(n) - (n - 1) / n
+
+
+def n_for_kl(kl: float) -> float:
+    """The (real) n whose best-of-n KL equals `kl`; inf beyond n = 1e12."""
+    if kl <= 0:
+        return 1.0
+    hi = 1e12
+    if kl >= kl_bon(hi):
+        return math.inf
+    return float(brentq(lambda n: kl_bon(n) - kl, 1.0, hi))
+
+
+def powers_of_two(n_max: int) -> list[int]:
+    """[1, 2, 4, ...] up to n_max."""
+    return [2 ** k for k in range(int(math.log2(n_max)) + 1)] if n_max >= 1 else []
+
+
+def bon_weights(N: int, n: int) -> np.ndarray:
+    """(N,) probability that the i-th smallest of N (i = 1..N) is the max of a random n-subset.
+
+    w_i = C(i-1, n-1) / C(N, n): the subset must hold item i and n-1 of the i-1 items below it.
+    """
+    if not 1 <= n <= N:
+        raise ValueError(f"need 1 <= n <= N, got n={n}, N={N}")
+    total = math.comb(N, n)
+    return np.array([math.comb(i - 1, n - 1) / total for i in range(1, N + 1)])
+
+
+def tie_averaged(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` (..., N) sorted by `keys` (N,) ascending, each replaced by the mean of its tie group.
+
+    Ties in the selector are broken at random, so every member of a tied group is equally
+    likely to hold any of the group's ranks: the expectation sees the group mean.
+    """
+    order = np.argsort(keys, kind="stable")
+    k, v = keys[order], values[..., order]
+    group = np.concatenate([[0], np.cumsum(k[1:] != k[:-1])])  # (N,) tie group id
+    counts = np.bincount(group)
+    sums = np.stack([np.bincount(group, weights=row) for row in v.reshape(-1, len(k))])
+    return (sums / counts)[:, group].reshape(v.shape)
+
+
+def bon_expectation(selector: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """E[value of the max-`selector` item of a random n-subset of the N samples], without replacement.
+
+    selector: (N,); values: (N,) or (V, N) -> () or (V,). Unbiased for the best-of-n
+    expectation under the policy, since the N samples are i.i.d. draws from it.
+    """
+    selector = np.asarray(selector, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    return tie_averaged(selector, values) @ bon_weights(len(selector), n)
+
+
+# ---- the fit ---------------------------------------------------------------------------
+
+
+@dataclass
+class GoldFit:
+    """gold - gold(n=1) ≈ d(α - βd) with d = √KL: least squares through the origin."""
+
+    alpha: float
+    beta: float
+    r2: float
+    d_star: float | None  # α / 2β when β > 0 and α > 0, else None (no peak)
+    kl_star: float | None
+    n_star: float | None  # best-of-n size at the peak (real; may lie beyond the N sampled)
+
+
+def fit_gold(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
+    """Fit gain = α d - β d²; R² against the mean of `gain`. Needs 3 or more points."""
+    d, gain = np.asarray(d, dtype=np.float64), np.asarray(gain, dtype=np.float64)
+    if len(d) < 3:
+        return GoldFit(math.nan, math.nan, math.nan, None, None, None)
+    X = np.stack([d, -d ** 2], axis=1)  # (K, 2)
+    (alpha, beta), *_ = np.linalg.lstsq(X, gain, rcond=None)
+    ss_res = float(((gain - X @ [alpha, beta]) ** 2).sum())
+    ss_tot = float(((gain - gain.mean()) ** 2).sum())
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else math.nan
+    if beta > 0 and alpha > 0:
+        d_star = alpha / (2 * beta)
+        return GoldFit(float(alpha), float(beta), r2, d_star, d_star ** 2, n_for_kl(d_star ** 2))
+    return GoldFit(float(alpha), float(beta), r2, None, None, None)
+
+
+# ---- selectors and curves ----------------------------------------------------------------
+
+
+@dataclass
+class SelectorParams:
+    lam: float = 1.0  # conservative: mean - lam·std
+    beta_kl: float = 0.5  # kl_penalised: proxy + beta_kl·log π(y|x)/|y|
+
+
+# Each selector maps scored samples (one row per sample) to the score best-of-n maximises,
+# or None when the samples lack what it needs.
+SELECTORS: dict[str, Callable[[pd.DataFrame, SelectorParams], np.ndarray | None]] = {
+    "proxy": lambda df, p: df["proxy"].to_numpy(),
+    "conservative": lambda df, p: (None if "ensemble_mean" not in df else
+                                   (df["ensemble_mean"] - p.lam * df["ensemble_std"]).to_numpy()),
+    "kl_penalised": lambda df, p: (df["proxy"] + p.beta_kl * df["logprob"] / df["n_tokens"].clip(lower=1)).to_numpy(),
+}
+
+
+def as_matrix(samples: pd.DataFrame, values: np.ndarray | str) -> np.ndarray:
+    """(P, N) matrix of a per-sample column, rows = prompts, in sample order."""
+    values = samples[values].to_numpy() if isinstance(values, str) else np.asarray(values)
+    order = np.lexsort((samples["sample_index"].to_numpy(), samples["prompt_index"].to_numpy()))
+    n_prompts = samples["prompt_index"].nunique()
+    return values[order].astype(np.float64).reshape(n_prompts, -1)
+
+
+def bon_curve(selector: np.ndarray, values: dict[str, np.ndarray], ns: Sequence[int]) -> pd.DataFrame:
+    """Best-of-n expectations averaged over prompts.
+
+    selector: (P, N); values: name -> (P, N). One row per n: n, kl, sqrt_kl, and for each
+    value its mean over prompts and `<name>_sem` (standard error across prompts).
+    """
+    names = list(values)
+    stacked = np.stack([values[k] for k in names], axis=1)  # (P, V, N)
+    rows = []
+    for n in ns:
+        per_prompt = np.stack([bon_expectation(s, v, n) for s, v in zip(selector, stacked)])  # (P, V)
+        row = {"n": n, "kl": float(kl_bon(n)), "sqrt_kl": float(np.sqrt(kl_bon(n)))}
+        for j, name in enumerate(names):
+            row[name] = float(per_prompt[:, j].mean())
+            row[f"{name}_sem"] = float(per_prompt[:, j].std(ddof=1) / np.sqrt(len(per_prompt))) if len(per_prompt) > 1 else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class GoodhartResult:
+    """Curves (one row per selector and n), gold fits and sweet spots per selector."""
+
+    curves: pd.DataFrame  # selector, n, kl, sqrt_kl, proxy, gold, selected, *_sem, gold_gain
+    fits: dict[str, GoldFit]
+    n_star_empirical: dict[str, int]  # n with the highest measured gold, per selector
+    skipped: dict[str, str]  # selector -> why it was not run
+    samples: pd.DataFrame = field(repr=False)  # one row per sample, with scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fits": {k: asdict(v) for k, v in self.fits.items()}, "n_star_empirical": self.n_star_empirical,
+                "skipped": self.skipped, "curves": self.curves,
+                "n_prompts": int(self.samples["prompt_index"].nunique()),
+                "n_samples": int(self.samples.groupby("prompt_index").size().iloc[0])}
+
+
+def analyze(samples: pd.DataFrame, ns: Sequence[int] | None = None, params: SelectorParams | None = None,
+            selectors: Sequence[str] | None = None) -> GoodhartResult:
+    """Best-of-n curves, fits and sweet spots for every selector, from scored samples.
+
+    `samples` needs prompt_index, sample_index, proxy, gold, logprob, n_tokens and, for the
+    conservative selector, ensemble_mean and ensemble_std. Every prompt needs the same N.
+    """
+    params = params or SelectorParams()
+    unknown = [s for s in selectors or [] if s not in SELECTORS]
+    if unknown:
+        raise ValueError(f"unknown selectors {unknown}; choose from {sorted(SELECTORS)}")
+    sizes = samples.groupby("prompt_index").size()
+    if sizes.nunique() != 1:
+        raise ValueError(f"every prompt needs the same number of samples, got {sorted(set(sizes))}")
+    ns = list(ns or powers_of_two(int(sizes.iloc[0])))
+    values = {"proxy": as_matrix(samples, "proxy"), "gold": as_matrix(samples, "gold")}
+    curves, fits, n_star, skipped = [], {}, {}, {}
+    for name in selectors or SELECTORS:
+        score = SELECTORS[name](samples, params)
+        if score is None:
+            skipped[name] = "needs an ensemble: pass --ensemble RM RM ... or an ensemble proxy"
+            continue
+        selector = as_matrix(samples, score)
+        curve = bon_curve(selector, {**values, "selected": selector}, ns)
+        curve.insert(0, "selector", name)
+        curve["gold_gain"] = curve["gold"] - curve.loc[curve["n"] == 1, "gold"].iloc[0] if 1 in ns else math.nan
+        fits[name] = fit_gold(curve["sqrt_kl"], curve["gold_gain"])
+        n_star[name] = int(curve.loc[curve["gold"].idxmax(), "n"])
+        curves.append(curve)
+    return GoodhartResult(pd.concat(curves, ignore_index=True), fits, n_star, skipped, samples)
+
+
+# ---- gold checker --------------------------------------------------------------------------
+
+_NUM = r"-?\d+(?:\.\d+)?"
+_OPS: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b, "plus": lambda a, b: a + b,
+    "-": lambda a, b: a - b, "−": lambda a, b: a - b, "minus": lambda a, b: a - b,
+    "×": lambda a, b: a * b, "*": lambda a, b: a * b, "x": lambda a, b: a * b, "times": lambda a, b: a * b,
+    "/": lambda a, b: a / b, "÷": lambda a, b: a / b, "divided by": lambda a, b: a / b,
+}
+_EXPR = re.compile(rf"({_NUM})\s*({'|'.join(re.escape(o) for o in sorted(_OPS, key=len, reverse=True))})\s*({_NUM})")
+_NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\w)|(?<![\w.,])-?\d+(?:\.\d+)?(?!\w)")
+
+
+def arithmetic_answer(prompt: str) -> float | None:
+    """The value of the first `a op b` in the prompt ("17 × 3", "12 plus 5"), or None."""
+    m = _EXPR.search(prompt)
+    return _OPS[m.group(2)](float(m.group(1)), float(m.group(3))) if m else None
+
+
+def numbers_in(text: str) -> list[float]:
+    """Every number written in digits ("1,234", "-7", "2.5"), in order."""
+    return [float(m.group(0).replace(",", "")) for m in _NUMBER.finditer(text)]
+
+
+class ArithmeticChecker:
+    """Gold scorer for prompts that contain an arithmetic expression: 1 if the response states
+    the true result as a number anywhere, else 0.
+
+    Lenient by design (a response that lists several candidates passes); deterministic, so
+    `std` is 0 and `members` holds one row. Raises on prompts without an expression.
+    """
+
+    name = "arithmetic"
+    temperature = 1.0
+
+    def score(self, prompts: Sequence[str] | str, responses: Sequence[str], batch_size: int | None = None):
+        """Scores with mean 1.0 (true result stated) or 0.0 per response; batch_size is ignored."""
+        from rm.score import Scores
+
+        responses = list(responses)
+        prompts = [prompts] * len(responses) if isinstance(prompts, str) else list(prompts)
+        answers = [arithmetic_answer(p) for p in prompts]
+        missing = [p for p, a in zip(prompts, answers) if a is None]
+        if missing:
+            raise ValueError(f"no arithmetic expression (a op b) in prompt {missing[0]!r}; "
+                             "use --prompts arithmetic or a gold RM")
+        hits = [float(any(abs(x - a) < 1e-9 for x in numbers_in(r))) for r, a in zip(responses, answers)]
+        return Scores(np.array(hits), np.zeros(len(hits)))
+
+
+GOLD_CHECKERS: dict[str, Callable[[], Any]] = {"arithmetic": ArithmeticChecker}
+
+
+# ---- prompts and samples -------------------------------------------------------------------
+
+
+def _seed_prompts(k: int, seed: int) -> list[str]:
+    from labeling.seed import load_seed_tasks
+
+    return list(dict.fromkeys(t.prompt for t in load_seed_tasks()))
+
+
+def _arithmetic_prompts(k: int, seed: int) -> list[str]:
+    from labeling.arithmetic import false_claims
+
+    return [t["prompt"] for t in false_claims(k, seed)]
+
+
+# name -> (k, seed) -> prompts; anything else is read as a file with a `prompt` column or tasks.
+PROMPT_SOURCES: dict[str, Callable[[int, int], list[str]]] = {
+    "seed": _seed_prompts,  # the project's hand-written task prompts
+    "arithmetic": _arithmetic_prompts,  # false arithmetic claims (labeling.arithmetic): gold-checkable
+}
+
+
+def load_prompts(src: str, k: int | None = 16, seed: int = 0) -> list[str]:
+    """Up to `k` distinct prompts from a registered source or a file (seeded subset when larger)."""
+    if src in PROMPT_SOURCES:
+        prompts = PROMPT_SOURCES[src](k or 0, seed)
+    else:
+        from analysis.responses import read_table
+
+        table = read_table(src)
+        if table is not None and "prompt" in table.columns:
+            prompts = table["prompt"].astype(str).tolist()
+        else:
+            from labeling.tasks import load_tasks
+
+            prompts = [t.prompt for t in load_tasks(src)]
+    prompts = list(dict.fromkeys(prompts))
+    if not prompts:
+        raise ValueError(f"no prompts in {src!r}; choose {sorted(PROMPT_SOURCES)} or a file with a prompt column")
+    if k and len(prompts) > k:
+        keep = np.sort(np.random.default_rng(seed).choice(len(prompts), k, replace=False))
+        prompts = [prompts[i] for i in keep]
+    return prompts
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """What determines the samples (and so the cache key); batch size and precision do not."""
+
+    n: int = 64
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+def cache_path(cache_dir: str | Path, policy: str, prompts: Sequence[str], sampling: SamplingConfig) -> Path:
+    """runs/goodhart/<sha256[:16] of policy, prompts and sampling settings>.parquet"""
+    key = json.dumps({"policy": policy, "prompts": list(prompts), **asdict(sampling)}, sort_keys=True)
+    return Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.parquet"
+
+
+def samples_frame(prompts: Sequence[str], samples: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """One row per sample: prompt_index, sample_index, prompt, response, logprob, n_tokens, finished."""
+    rows = [{"prompt_index": i, "sample_index": k, "prompt": p, "response": s.text, "logprob": s.logprob,
+             "n_tokens": s.n_tokens, "finished": s.finished}
+            for i, (p, per_prompt) in enumerate(zip(prompts, samples)) for k, s in enumerate(per_prompt)]
+    return pd.DataFrame(rows)
+
+
+def cached_samples(prompts: Sequence[str], sampling: SamplingConfig, policy: str | None = None,
+                   cache_dir: str | Path = "runs/goodhart", batch_size: int = 128,
+                   generate_fn: Callable | None = None, progress=None) -> tuple[pd.DataFrame, Path, bool]:
+    """(samples, cache file, hit?): read the cache, or sample with `generate_fn` and write it.
+
+    `generate_fn(prompts, n=..., ...) -> list[list[Sample]]` defaults to the policy's
+    `analysis.policy.generate` (the policy is loaded only on a miss).
+    """
+    from analysis.policy import generate, load_policy, policy_name
+
+    path = cache_path(cache_dir, policy_name(policy), prompts, sampling)
+    if path.is_file():
+        return pd.read_parquet(path), path, True
+    if generate_fn is None:
+        generate_fn, extra = generate, {"policy": load_policy(policy)}
+    else:
+        extra = {}
+    samples = generate_fn(list(prompts), batch_size=batch_size, progress=progress, **asdict(sampling), **extra)
+    frame = samples_frame(prompts, samples)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path.with_suffix(".tmp"), index=False)
+    path.with_suffix(".tmp").replace(path)  # atomic: a killed run leaves no half-written cache
+    path.with_suffix(".json").write_text(json.dumps({"policy": policy_name(policy), **asdict(sampling),
+                                                     "prompts": list(prompts)}, indent=2, ensure_ascii=False))
+    return frame, path, False
+
+
+def score_samples(samples: pd.DataFrame, proxy, gold, ensemble=None) -> pd.DataFrame:
+    """The samples with proxy, proxy_std, gold and (with an ensemble, or an ensemble proxy)
+    ensemble_mean / ensemble_std columns. Scorers: any object with .score(prompts, responses)."""
+    prompts, responses = samples["prompt"].tolist(), samples["response"].tolist()
+    out = samples.copy()
+    p = proxy.score(prompts, responses)
+    out["proxy"], out["proxy_std"] = p.mean, p.std
+    out["gold"] = gold.score(prompts, responses).mean
+    ens = ensemble.score(prompts, responses) if ensemble is not None else (
+        p if np.asarray(p.members).shape[0] > 1 else None)
+    if ens is not None:
+        out["ensemble_mean"], out["ensemble_std"] = ens.mean, ens.std
+    return out
+
+
+# ---- plotting --------------------------------------------------------------------------------
+
+COLORS = {"proxy": "tab:blue", "conservative": "tab:green", "kl_penalised": "tab:purple"}
+
+
+def plot_goodhart(result: GoodhartResult, title: str = "Best-of-n against the policy"):
+    """Figure: proxy (left) and gold (right) of the selected response against √KL, per selector,
+    with the fitted gold curve and its sweet spot; the top axis marks n."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_p, ax_g) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    for name, curve in result.curves.groupby("selector", sort=False):
+        color = COLORS.get(name)
+        ax_p.errorbar(curve["sqrt_kl"], curve["proxy"], yerr=curve["proxy_sem"], marker="o", ms=4, capsize=2,
+                      color=color, label=name)
+        ax_g.errorbar(curve["sqrt_kl"], curve["gold"], yerr=curve["gold_sem"], marker="o", ms=4, capsize=2,
+                      color=color, label=f"{name} (measured)")
+        fit = result.fits[name]
+        if math.isfinite(fit.alpha):
+            d = np.linspace(0, curve["sqrt_kl"].max() * 1.05, 100)
+            base = curve["gold"].iloc[0] - curve["gold_gain"].iloc[0]
+            ax_g.plot(d, base + d * (fit.alpha - fit.beta * d), ls="--", color=color,
+                      label=f"{name} fit α={fit.alpha:.3g} β={fit.beta:.3g} R²={fit.r2:.2f}")
+            if fit.d_star is not None and fit.d_star <= d[-1]:
+                ax_g.axvline(fit.d_star, ls=":", color=color)
+    for ax, label in ((ax_p, "proxy score of the selected response"), (ax_g, "gold score of the selected response")):
+        ax.set_xlabel("√KL(best-of-n ‖ policy)  [nats^½]")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        first = result.curves[result.curves["selector"] == result.curves["selector"].iloc[0]]
+        top = ax.twiny()
+        top.set_xlim(ax.get_xlim())
+        top.set_xticks(first["sqrt_kl"].tolist(), [str(n) for n in first["n"]])
+        top.set_xlabel("n")
+    ax_p.legend(fontsize=8)
+    ax_g.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+
+
+@dataclass
+class GoodhartConfig:
+    """Best-of-n Goodhart curves: proxy vs gold reward against √KL, for three selectors."""
+
+    proxy: list[str] = field(metadata={"help": "proxy RM checkpoint dir(s) or Hub id(s); several = ensemble"})
+    gold: list[str] = field(metadata={"help": f"gold RM dir(s)/id(s), or a checker: {', '.join(GOLD_CHECKERS)}"})
+    ensemble: list[str] | None = field(default=None, metadata={"help": "RMs whose mean - λ·std is the conservative selector"})
+    prompts: str = field(default="arithmetic", metadata={"help": f"prompt source: {', '.join(PROMPT_SOURCES)} or a file with a prompt column"})
+    n_prompts: int = field(default=16, metadata={"help": "number of prompts (seeded subset)"})
+    n: int = field(default=64, metadata={"help": "samples per prompt, N; curves use n = 1, 2, 4, ... <= N"})
+    max_new_tokens: int = field(default=64, metadata={"help": "new tokens per sample at most"})
+    temperature: float = field(default=1.0, metadata={"help": "policy sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold (1 = off)"})
+    seed: int = field(default=0, metadata={"help": "seed for prompts and sampling"})
+    policy: str | None = field(default=None, metadata={"help": "policy LM folder, .gguf path or Hub id (default: SmolLM2-135M-Instruct GGUF)"})
+    batch_size: int = field(default=128, metadata={"help": "sample rows per decode batch"})
+    lam: float = field(default=1.0, metadata={"help": "λ of the conservative selector mean - λ·std"})
+    beta_kl: float = field(default=0.5, metadata={"help": "β of the KL-penalised selector proxy + β·log π(y|x)/|y|"})
+    cache_dir: str = field(default="runs/goodhart", metadata={"help": "folder of the sample caches"})
+    out: str | None = field(default="runs/reports/goodhart.json", metadata={"help": "JSON report path"})
+    plot: str | None = field(default=None, metadata={"help": "PNG path (default: the report path with .png)"})
+
+
+def load_gold(gold: Sequence[str]):
+    """A registered checker by name, else an RM scorer (several = ensemble)."""
+    if len(gold) == 1 and gold[0] in GOLD_CHECKERS:
+        return GOLD_CHECKERS[gold[0]]()
+    from analysis.cli import load_scorer_from
+
+    return load_scorer_from(list(gold))
+
+
+def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
+        generate_fn: Callable | None = None, progress=None) -> tuple[GoodhartResult, dict]:
+    """Sample (or read the cache), score, analyze, plot; (result, JSON report). Scorers may be passed in."""
+    from analysis.cli import load_scorer_from
+
+    prompts = load_prompts(config.prompts, config.n_prompts, config.seed)
+    sampling = SamplingConfig(config.n, config.max_new_tokens, config.temperature, config.top_p, config.seed)
+    samples, path, hit = cached_samples(prompts, sampling, config.policy, config.cache_dir, config.batch_size,
+                                        generate_fn, progress)
+    proxy = proxy or load_scorer_from(config.proxy)
+    gold = gold or load_gold(config.gold)
+    if ensemble is None and config.ensemble:
+        ensemble = load_scorer_from(config.ensemble)
+    scored = score_samples(samples, proxy, gold, ensemble)
+    result = analyze(scored, params=SelectorParams(config.lam, config.beta_kl))
+    report = {"config": config, "samples_cache": str(path), "cache_hit": hit, **result.to_dict()}
+    png = config.plot or (str(Path(config.out).with_suffix(".png")) if config.out else None)
+    if png:
+        Path(png).parent.mkdir(parents=True, exist_ok=True)
+        plot_goodhart(result).savefig(png, dpi=120)
+        report["plot"] = png
+    return result, report
+
+
+def summary(result: GoodhartResult) -> str:
+    """One line per selector: fit and sweet spots."""
+    lines = []
+    for name, fit in result.fits.items():
+        n_fit = "none" if fit.n_star is None else f"{fit.n_star:.1f}"
+        lines.append(f"{name}: α={fit.alpha:.3g} β={fit.beta:.3g} R²={fit.r2:.2f} n*(fit)={n_fit} "
+                     f"n*(measured)={result.n_star_empirical[name]}")
+    return "\n".join(lines + [f"skipped {k}: {v}" for k, v in result.skipped.items()])
+
+
+def main(argv: list[str] | None = None) -> None:
+    from analysis.cli import config_from_args, emit, parser_for
+
+    args = parser_for(GoodhartConfig).parse_args(argv)
+    config = config_from_args(GoodhartConfig, args)
+    result, report = run(config)
+    emit(report, config.out, args.json, summary(result))
+
+
+if __name__ == "__main__":
+    main()
