@@ -188,6 +188,27 @@ def normalize_rows(rows: list[dict], where: str = "data", first_row: int = 0) ->
     return out
 
 
+def _reader_for(path: Path):
+    return next((fn for suffix, fn in READERS.items() if path.name.endswith(suffix)), None)
+
+
+def _read_folder(path: Path):
+    """A labeling export folder (any format), a `save_to_disk` folder, or a folder of one file."""
+    import datasets
+
+    if (path / "export_config.json").is_file():
+        from labeling.export import load_export
+
+        return load_export(path)
+    if any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
+        return datasets.load_from_disk(str(path))
+    files = [f for f in sorted(path.iterdir()) if f.is_file() and _reader_for(f)]
+    if len(files) != 1:
+        raise DataError(f"{path}: expected a labeling export, a save_to_disk folder or one preference "
+                        f"file, found {len(files)} readable files")
+    return datasets.Dataset.from_pandas(_reader_for(files[0])(files[0]), preserve_index=False)
+
+
 def _raw_rows(src, data_dir: str | None, split: str | None, max_pairs: int | None) -> tuple[list[dict], str, int]:
     """(rows, name for errors, number of the first row: 1 for file lines, 0 otherwise)."""
     import datasets
@@ -198,19 +219,16 @@ def _raw_rows(src, data_dir: str | None, split: str | None, max_pairs: int | Non
         ds = src.select(range(min(max_pairs, len(src)))) if max_pairs else src
         return ds.to_list(), "dataset", 0
     path = Path(src)
-    if path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
-        return _raw_rows(datasets.load_from_disk(str(path)), data_dir, split, max_pairs)
-    if path.is_dir():  # a jsonl/parquet folder written by `python -m labeling export`
-        path = next((path / f"preferences{suffix}" for suffix in READERS
-                     if (path / f"preferences{suffix}").is_file()), path)
-    reader = next((fn for suffix, fn in READERS.items() if path.name.endswith(suffix)), None)
+    if path.is_dir():
+        return _raw_rows(_read_folder(path), data_dir, split, max_pairs)[0], str(path), 0
+    reader = _reader_for(path)
     if path.is_file() and reader is not None:
         frame = reader(path)
         frame = frame.head(max_pairs) if max_pairs else frame
         return frame.to_dict("records"), str(path), 1
     if path.exists():
         raise DataError(f"{path}: not a preference file I can read; use one of {sorted(READERS)} "
-                        "or a folder written by labeling export (Dataset.save_to_disk)")
+                        "or a folder written by labeling export")
     ds = datasets.load_dataset(str(src), data_dir=data_dir, split=split or "train")  # a Hub id
     return _raw_rows(ds, data_dir, split, max_pairs)[0], str(src), 0
 

@@ -53,3 +53,21 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+# Attention kernel per device type. On CPU, torch's SDPA flash kernel took 36% of a MiniLM
+# bf16 training step (its backward alone 976 ms of 2.7 s) against ~5% of the FLOPs; the plain
+# matmul-softmax ("eager") path trained 15-40% faster and scored no slower.
+ATTENTION = {"cpu": "eager", "cuda": "sdpa"}
+
+
+def attention_implementation(device: torch.device | str) -> str:
+    """The transformers `attn_implementation` to use on `device`."""
+    return ATTENTION.get(torch.device(device).type, "sdpa")
+
+
+def use_attention(model, device: torch.device | str, choice: str = "auto") -> None:
+    """Switch a transformers model to the attention kernel for `device` ("auto") or to `choice`."""
+    choice = attention_implementation(device) if choice == "auto" else choice
+    if hasattr(model, "set_attn_implementation") and model.config._attn_implementation != choice:
+        model.set_attn_implementation(choice)

@@ -13,7 +13,7 @@ import torch
 
 from rm.checkpoint import load_rm
 from rm.collate import SequenceCollator, sorted_batches
-from rm.device import autocast_dtype, default_device, torch_threads
+from rm.device import autocast_dtype, default_device, torch_threads, use_attention
 from rm.formatting import Formatter
 from rm.metrics import p_better as _p_better
 from rm.model import RewardModel
@@ -79,6 +79,8 @@ class Scorer:
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = autocast_dtype(self.device, precision)
         self.models = [m.eval().to(self.device) for m in models]
+        for m in self.models:
+            use_attention(m.body, self.device)
         if self.dtype is not None:
             self.models = [cast_matmul_weights(m, self.dtype) for m in self.models]
         self.name = name

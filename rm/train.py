@@ -22,7 +22,7 @@ import torch
 from rm.cli import add_dataclass_args, from_dict
 from rm.collate import PairCollator, length_grouped_batches
 from rm.defaults import default_backbone
-from rm.device import PRECISIONS, autocast_dtype, torch_threads
+from rm.device import PRECISIONS, autocast_dtype, torch_threads, use_attention
 from rm.formatting import Formatter
 from rm.loss import bt_loss, center_loss
 from rm.metrics import all_metrics, fit_temperature
@@ -68,6 +68,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "random seed (member k uses seed + k)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the hardware has it", "choices": list(PRECISIONS)})
     freeze_embeddings: bool = field(default=False, metadata={"help": "keep the token embeddings fixed (less optimiser work, less overfitting)"})
+    attn_implementation: str = field(default="auto", metadata={"help": "attention kernel: auto (eager on CPU, sdpa on GPU), eager or sdpa"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the backbone (fuses element-wise ops; first steps compile)"})
     num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice; 1 helps on a crowded machine)"})
     eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass when evaluating"})
@@ -205,6 +206,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                                config.config_overrides, dropout=config.dropout)
     model.max_length = config.max_length
     tokenizer = model.tokenizer
+    use_attention(model.body, device, config.attn_implementation)
     if config.freeze_embeddings:
         model.body.get_input_embeddings().weight.requires_grad_(False)
     if config.compile:

@@ -82,3 +82,23 @@ def test_real_hh_rlhf_file(shared_data):
     ds = load_preferences(shared_data / "hh-rlhf" / "harmless-base-test.jsonl.gz", max_pairs=50)
     assert len(ds) == 50 and all(p.endswith("\n\nAssistant:") for p in ds["prompt"])
     assert sum(c != r for c, r in zip(ds["chosen"], ds["rejected"])) >= 45
+
+
+@pytest.mark.parametrize("fmt", ["hf", "jsonl", "parquet"])
+def test_labeling_export_folder(tmp_path, fmt):
+    from labeling.export import ExportConfig, export
+    from labeling.store import open_store
+    from labeling.tasks import load_tasks
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "t1", "kind": "pair", "prompt": "what is two plus two?",
+                                 "responses": ["four", "five"]}) + "\n")
+    store = open_store(str(tmp_path / "labels.db"))
+    store.import_tasks(load_tasks(tasks))
+    first = store.next_assignment("ann")
+    store.submit(first.id, "ann", "left" if first.left == "four" else "right", strength=2)
+    export(store, ExportConfig(out=str(tmp_path / "export"), format=fmt))
+    ds = load_preferences(tmp_path / "export")
+    assert ds.to_list() == [{"prompt": "what is two plus two?", "chosen": "four", "rejected": "five",
+                             "margin": ds[0]["margin"], "tie": False}]
+    assert ds[0]["margin"] > 0  # "clearly" better carries a margin
