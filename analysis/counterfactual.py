@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+")  # split after terminal punctuation, keeping it
 FILLER = (
@@ -137,7 +138,7 @@ def summarize(deltas: pd.DataFrame, temperature: float = 1.0, n_boot: int = 1000
         rows.append({"perturbation": name, "n": len(d), "mean_delta": d.mean(), "ci_lo": lo, "ci_hi": hi,
                      "std": d.std(ddof=1) if len(d) > 1 else 0.0, "q05": q05, "q25": q25, "median": q50,
                      "q75": q75, "q95": q95, "win_rate": float((d > 0).mean()),
-                     "p_win": float((1 / (1 + np.exp(-d / temperature))).mean())})
+                     "p_win": float(expit(d / temperature).mean())})
     return pd.DataFrame(rows)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import expit
 
 SEED_CASES = Path(__file__).resolve().parents[1] / "data" / "tasks" / "agreement.jsonl"
 SIDES = ("agreeing", "correcting")
@@ -147,7 +148,7 @@ def audit(scorer: Any, cases: Sequence[dict], threshold: float = 0.5, temperatur
     temp = float(temperature or getattr(scorer, "temperature", None) or 1.0)
     table = pd.DataFrame(cases).assign(score_agreeing=rewards[:n], score_correcting=rewards[n:])
     table["gap"] = table["score_agreeing"] - table["score_correcting"]
-    table["p_agree"] = 1 / (1 + np.exp(-table["gap"] / temp))
+    table["p_agree"] = expit(table["gap"].to_numpy(float) / temp)
     table["agree_preferred"] = table["gap"] > 0
     totals = rate_table(table, threshold)
     ci = stats.binomtest(int(table["agree_preferred"].sum()), n).proportion_ci(confidence, method="wilson")
