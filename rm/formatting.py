@@ -15,12 +15,16 @@ SENTINEL_P, SENTINEL_R = "\ue000PROMPT\ue000", "\ue001RESPONSE\ue001"
 
 @dataclass(frozen=True)
 class Template:
-    """Fixed token pieces around prompt and response; `*_types` are None without token types."""
+    """Fixed token pieces around prompt and response.
+
+    `types` holds the token types of prefix, mid and suffix and the type of prompt and of
+    response tokens; None for models without token types.
+    """
 
     prefix: tuple[int, ...]
     mid: tuple[int, ...]
     suffix: tuple[int, ...]
-    types: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int] | None  # pieces, prompt, response
+    types: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int] | None
     lead_p: str = ""  # whitespace moved from the piece before the prompt into the prompt text (BPE)
     lead_r: str = ""
 
@@ -49,11 +53,10 @@ def chat_template(tokenizer) -> Template:
 def pair_template(tokenizer) -> Template:
     """Special tokens of a text pair, found from the tokenizer's own `sequence_ids`."""
     enc = tokenizer("a", "b")
-    seq = enc.sequence_ids()
+    seq = enc.sequence_ids()  # None for special tokens, 0 / 1 for the first / second text
     ids, types = enc["input_ids"], enc.get("token_type_ids")
     first, second = seq.index(0), seq.index(1)
-    end = len(seq) - 1 - seq[::-1].index(1)
-    pieces = [(0, first), (seq.index(0, first) + seq.count(0), second), (end + 1, len(seq))]
+    pieces = [(0, first), (first + seq.count(0), second), (second + seq.count(1), len(seq))]
     prefix, mid, suffix = (tuple(ids[a:b]) for a, b in pieces)
     type_info = None
     if types is not None:

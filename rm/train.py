@@ -81,7 +81,8 @@ class TrainConfig:
         return from_dict(cls, values, aliases=HF_NAMES)
 
     def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
+        """JSON-ready resolved config (an in-memory dataset is recorded by its repr)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["data"] = self.data if isinstance(self.data, (str, type(None))) else repr(self.data)
         out["backbone"] = self.backbone or default_backbone()
         return out

@@ -71,3 +71,10 @@ def test_cli_json(ensemble, capsys):
           "--response", "bad worse answer", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert len(report["rewards"]) == 2 and len(report["std"]) == 2 and len(report["p_first_better"]) == 1
+
+
+def test_cli_repeated_rm_is_an_ensemble(ensemble, capsys):
+    main(["--rm", str(ensemble / "member_0"), "--rm", str(ensemble / "member_1"), "--prompt", "hi",
+          "--response", "good", "--response", "bad", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["rm"] == "member_0+member_1" and all(s > 0 for s in report["std"])
