@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 SENTINEL_P, SENTINEL_R = "\ue000PROMPT\ue000", "\ue001RESPONSE\ue001"
+PLAIN_SEPARATOR = "\n\n"  # between prompt and response when the tokenizer has no pair separator
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,12 @@ def pair_template(tokenizer) -> Template:
     first, second = seq.index(0), seq.index(1)
     pieces = [(0, first), (first + seq.count(0), second), (second + seq.count(1), len(seq))]
     prefix, mid, suffix = (tuple(ids[a:b]) for a, b in pieces)
-    type_info = None
-    if types is not None:
-        type_info = (*(tuple(types[a:b]) for a, b in pieces), types[first], types[second])
+    type_pieces = [tuple(types[a:b]) for a, b in pieces] if types is not None else None
+    if not mid:  # decoders without a chat template glue a pair together: keep a visible break
+        mid = tuple(tokenizer(PLAIN_SEPARATOR, add_special_tokens=False)["input_ids"])
+        if type_pieces is not None:
+            type_pieces[1] = (types[first],) * len(mid)
+    type_info = None if types is None else (*type_pieces, types[first], types[second])
     return Template(prefix, mid, suffix, type_info)
 
 

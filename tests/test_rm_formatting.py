@@ -54,3 +54,15 @@ def test_truncation_keeps_the_response_end_and_counts(tokenizers, kind):
 def test_too_small_max_length_is_rejected(tokenizers):
     with pytest.raises(ValueError, match="max_length=3 leaves no room"):
         Formatter(tokenizers["decoder"], 3)
+
+
+def test_decoder_without_chat_template_gets_a_separator(tokenizers):
+    import copy
+
+    tok = copy.deepcopy(tokenizers["decoder"])
+    tok.chat_template = None
+    template = make_template(tok)
+    assert template.mid == tuple(tok("\n\n", add_special_tokens=False)["input_ids"])
+    enc = Formatter(tok, 64).encode(["what is two plus two?"], ["four"])
+    assert enc.input_ids[0] == [*template.prefix, *tok("what is two plus two?", add_special_tokens=False)["input_ids"],
+                                *template.mid, *tok("four", add_special_tokens=False)["input_ids"], *template.suffix]

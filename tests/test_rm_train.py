@@ -1,6 +1,7 @@
 import json
 import random
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -100,3 +101,16 @@ def test_early_stopping_stops_when_eval_accuracy_stalls(tmp_path, setup):
     assert [e["epoch"] for e in evals] == [1, 2]  # lr 0: epoch 2 is no better, patience 1 stops
     assert json.loads((out / "metrics.json").read_text())["best_epoch"] == 1
     assert json.loads((out / "rmlab_config.json").read_text())["pooling"] == "mean"  # auto on an encoder
+
+
+def test_decoder_with_chat_template_trains_and_scores(tmp_path):
+    from rm.score import load_scorer
+    from rm.testing import tiny_decoder
+
+    data = separable_pairs(tmp_path / "pairs.jsonl", n=32)
+    out = train(TrainConfig(data=str(data), out=str(tmp_path / "rm"), backbone=tiny_decoder(tmp_path / "dec"),
+                            epochs=1, batch_size=8, lr=3e-3, max_length=48, progress=False))
+    config = json.loads((out / "rmlab_config.json").read_text())
+    assert (config["pooling"], config["layout"]) == ("last", "native")
+    scores = load_scorer(out).score(["what is two plus one?"] * 2, ["good right answer", "a much longer bad worse answer"])
+    assert scores.mean.shape == (2,) and np.isfinite(scores.mean).all()
