@@ -32,11 +32,12 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -159,6 +160,11 @@ def render_markdown(text: str) -> str:
     body = nh3.clean(_MD.render(text), tags=_ALLOWED_TAGS, attributes={"a": {"href", "title"}},
                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
     return f'<div class="rm-text">{body}</div>'
+
+
+def code_span(text: str) -> str:
+    """Untrusted text as an inline Markdown code span (shown verbatim; a backtick would end it)."""
+    return "`" + text.replace("`", "'") + "`"
 
 
 def markdown_literal(text: str) -> str:
@@ -353,22 +359,937 @@ def build_dashboard_tab() -> SimpleNamespace:
     return ui
 
 
-def build_research_tab(store: Store, access: Access, session: gr.State) -> SimpleNamespace:
-    """The researcher playground (issue 5): phase 2 lays it out and wires it here, calling
-    `require_researcher(session)` first in every handler."""
+# ============================================================================= research area
+# Issue 5. Every handler below calls `require_researcher(session)` first (each event is also
+# an HTTP endpoint); the only open endpoint is the read-only `score` API. Models and data sets
+# are loaded by the library (rm, analysis, labeling); this section only picks inputs, calls
+# those functions and lays their results out.
+
+RUNS_ENV = "RMLAB_RUNS"
+SCORE_CONCURRENCY = {"concurrency_id": "rm-score", "concurrency_limit": 2}
+HEAVY_CONCURRENCY = {"concurrency_id": "rm-heavy", "concurrency_limit": 1}  # training, policy LM, audits
+PROBE_FEATURES = ("length_words", "sentences", "agreement", "hedging", "flattery", "sentiment",
+                  "formatting", "repetition")
+
+
+def resolve_runs(runs: str | Path | None = None) -> Path:
+    """The run folder: the argument, else env RMLAB_RUNS, else rm.defaults.RUNS (runs/)."""
+    from rm.defaults import RUNS
+
+    return Path(runs or os.environ.get(RUNS_ENV) or RUNS)
+
+
+def list_checkpoints(runs: Path) -> list[tuple[str, str]]:
+    """(name, path) of every checkpoint folder in runs/rm, single or ensemble, newest first."""
+    from rm.checkpoint import CONFIG_FILE
+    from rm.score import ENSEMBLE_FILE
+
+    root = runs / "rm"
+    found = [p for p in root.iterdir() if p.is_dir() and
+             ((p / CONFIG_FILE).is_file() or (p / ENSEMBLE_FILE).is_file())] if root.is_dir() else []
+    return [(p.name, str(p)) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def _stamp(src: str) -> float:
+    """mtime of a local checkpoint (so a retrained folder is reloaded); 0 for a Hub id."""
+    path = Path(src)
+    return max((f.stat().st_mtime for f in path.glob("*.json")), default=0.0) if path.is_dir() else 0.0
+
+
+@lru_cache(maxsize=4)
+def _load_scorer(sources: tuple[str, ...], stamps: tuple[float, ...]):
+    from rm.score import load_scorer
+
+    return load_scorer(list(sources) if len(sources) > 1 else sources[0])
+
+
+def cached_scorer(sources: list[str] | tuple[str, ...]):
+    """A loaded Scorer for these sources (several = one ensemble), kept in a module-level LRU.
+
+    Deliberately global, unlike per-user state: a loaded model is a read-only resource that
+    every session may share, and loading MiniLM costs seconds while scoring costs milliseconds.
+    The key includes the checkpoint files' mtimes, so retraining into a folder reloads it.
+    """
+    sources = tuple(sources)
+    if not sources:
+        raise gr.Error("No reward model chosen: pick one in the selector (several = an ensemble), "
+                       "type a folder or Hub id, or train one in the Train tab.")
+    try:
+        return _load_scorer(sources, tuple(_stamp(s) for s in sources))
+    except Exception as err:  # a bad path or id: tell the user which one and what works
+        raise gr.Error(f"Could not load the reward model {' + '.join(sources)}: {err}. Choose a checkpoint "
+                       "from the list, or give a reward-model folder or Hugging Face id.") from err
+
+
+def selected_models(selection: list[str] | str | None) -> list[str]:
+    """The selector's value (or an API string, several joined by ',') -> model sources."""
+    items = selection.split(",") if isinstance(selection, str) else list(selection or [])
+    return [s.strip() for s in items if s and s.strip()]
+
+
+def model_sources(selection: list[str] | str | None, runs: Path) -> list[str]:
+    """Selected models as loadable sources: a checkpoint name in runs/rm becomes its folder."""
+    known = dict(list_checkpoints(runs))
+    return [known.get(name, name) for name in selected_models(selection)]
+
+
+def api_models(model: str, access: Access, runs: Path) -> list[str]:
+    """Sources for the public `score` endpoint.
+
+    Empty: the newest checkpoint in the run folder. A checkpoint name in runs/rm: that folder.
+    Any other path or Hub id only on an open (local) run: a public caller must not make the
+    server load arbitrary files or download models.
+    """
+    known = dict(list_checkpoints(runs))
+    names = selected_models(model) or list(known)[:1]
+    if not names:
+        raise gr.Error("No reward model in the run folder yet: train one in Research > Train, "
+                       "or pass model=<checkpoint folder or Hub id>.")
+    sources = [known.get(name, name) for name in names]
+    unknown = [s for s in sources if s not in known.values()]
+    if unknown and not access.open:
+        raise gr.Error(f"Unknown model {unknown[0]!r}: on this server `model` must be one of "
+                       f"{', '.join(known) or '(none yet)'}.")
+    return sources
+
+
+def compare_pair(scorer, prompt: str, response_a: str, response_b: str) -> dict:
+    """Both rewards, P(A > B) = σ((a − b)/T) and, for an ensemble, each reward's spread."""
+    scores = scorer.score(prompt, [response_a, response_b])  # one batch of two
+    out = {"score_a": float(scores.mean[0]), "score_b": float(scores.mean[1]),
+           "p_a_better": float(scorer.p_better(scores.mean[0], scores.mean[1])),
+           "temperature": float(scorer.temperature), "members": len(scores.members), "model": scorer.name}
+    if len(scores.members) > 1:
+        out |= {"std_a": float(scores.std[0]), "std_b": float(scores.std[1])}
+    return out
+
+
+# ----------------------------------------------------------------------------- research: data sets
+
+
+def task_choices(store: Store) -> list[tuple[str, str]]:
+    """(label, task id) for the probe's "fill from" list: agreement cases first."""
+    order = {"agreement": 0, "gold": 1, "pair": 2, "triad": 3}
+    tasks = sorted(store.tasks(), key=lambda t: (order.get(t.kind, 9), t.id))
+    return [(f"{t.kind} · {t.category or '–'} · {t.prompt[:70]}", t.id) for t in tasks]
+
+
+def probe_texts(task, shuffle: bool, rng: np.random.Generator) -> tuple[str, str, str, str]:
+    """(prompt, A, B, note) from a task; agreement cases put the agreeing response in A unless shuffled."""
+    first, second = (task.agreeing, 1 - task.agreeing) if task.kind == "agreement" else (0, 1)
+    if shuffle and rng.random() < 0.5:
+        first, second = second, first
+    roles = {"agreement": {task.agreeing: "agrees with the false claim",
+                           1 - (task.agreeing or 0): "corrects it"},
+             "gold": {task.better: "is the known better response"}}.get(task.kind, {})
+    notes = [f"{letter} {roles[i]}" for letter, i in (("A", first), ("B", second)) if i in roles]
+    note = (" · ".join(notes) or "no known preference") + f" ({task.kind} task {task.id})"
+    return task.prompt, task.responses[first], task.responses[second], note
+
+
+KNOWN_WINNER = {  # task kind -> index of the response known to be better
+    "gold": lambda task: task.better,
+    "agreement": lambda task: 1 - task.agreeing,
+}
+
+
+def known_preferences(tasks) -> pd.DataFrame:
+    """prompt/chosen/rejected rows from tasks with a known answer (gold: `better`; agreement: correcting)."""
+    rows = [{"prompt": t.prompt, "chosen": t.responses[KNOWN_WINNER[t.kind](t)],
+             "rejected": t.responses[1 - KNOWN_WINNER[t.kind](t)], "margin": 0.0, "tie": False}
+            for t in tasks if t.kind in KNOWN_WINNER]
+    return pd.DataFrame(rows, columns=["prompt", "chosen", "rejected", "margin", "tie"])
+
+
+def _uploaded(file: str | None) -> str:
+    if not file:
+        raise gr.Error("No file uploaded: drop a JSONL, CSV or Parquet file into the upload box first.")
+    return file
+
+
+def _label_pairs(store: Store, file: str | None) -> pd.DataFrame:
+    from labeling.export import to_dataset
+
+    pairs = to_dataset(store).to_pandas()
+    if pairs.empty:
+        raise gr.Error("No labels collected yet: label a few tasks, or choose the tasks' known preferences.")
+    return pairs[["prompt", "chosen", "rejected", "margin", "tie"]]
+
+
+def _file_pairs(store: Store, file: str | None) -> pd.DataFrame:
+    from rm.data import load_preferences
+
+    return load_preferences(_uploaded(file)).to_pandas()
+
+
+PAIR_SOURCES = {  # name -> (store, uploaded file) -> prompt/chosen/rejected/margin/tie rows
+    "known preferences (gold, agreement)": lambda store, file: known_preferences(store.tasks()),
+    "collected labels": _label_pairs,
+    "uploaded file": _file_pairs,
+}
+
+
+def _task_responses(store: Store, file: str | None) -> pd.DataFrame:
+    rows = [(t.prompt, r) for t in store.tasks() for r in t.responses]
+    return pd.DataFrame(rows, columns=["prompt", "response"])
+
+
+def _label_responses(store: Store, file: str | None) -> pd.DataFrame:
+    pairs = _label_pairs(store, file)
+    return pd.DataFrame({"prompt": [*pairs.prompt, *pairs.prompt],
+                         "response": [*pairs.chosen, *pairs.rejected]})
+
+
+def _file_responses(store: Store, file: str | None) -> pd.DataFrame:
+    from analysis.responses import load_responses
+
+    return load_responses(_uploaded(file))[["prompt", "response"]]
+
+
+RESPONSE_SOURCES = {  # name -> (store, uploaded file) -> prompt/response rows
+    "seed tasks": _task_responses,
+    "collected labels": _label_responses,
+    "uploaded file": _file_responses,
+}
+
+
+def _store_cases(store: Store, file: str | None, n: int) -> list[dict]:
+    from labeling.tasks import agreement_cases
+
+    return agreement_cases(store.tasks("agreement"))
+
+
+def _arithmetic_cases(store: Store, file: str | None, n: int) -> list[dict]:
+    from labeling.arithmetic import false_claims
+    from labeling.tasks import Task, agreement_cases
+
+    return agreement_cases(Task(**{**t, "responses": tuple(t["responses"])}) for t in false_claims(int(n)))
+
+
+def _file_cases(store: Store, file: str | None, n: int) -> list[dict]:
+    from analysis.sycophancy import load_cases
+
+    return load_cases(_uploaded(file))
+
+
+CASE_SOURCES = {  # name -> (store, uploaded file, n) -> sycophancy cases
+    "agreement tasks (seed)": _store_cases,
+    "arithmetic generator": _arithmetic_cases,
+    "uploaded file": _file_cases,
+}
+
+
+def from_source(registry: dict, name: str, *args):
+    """Call the registry entry `name`; a library's ValueError becomes a message to the user."""
+    if name not in registry:
+        raise gr.Error(f"Unknown source {name!r}; choose one of: {', '.join(registry)}.")
+    try:
+        return registry[name](*args)
+    except (ValueError, LookupError, OSError) as err:
+        raise gr.Error(f"Could not read {name}: {err}") from err
+
+
+def subsample(frame: pd.DataFrame, max_rows: int | None, seed: int = 0) -> pd.DataFrame:
+    if max_rows and len(frame) > max_rows:
+        return frame.sample(n=int(max_rows), random_state=seed).sort_index()
+    return frame
+
+
+# ----------------------------------------------------------------------------- research: views
+
+_CARD = """
+<div class="rm-card"><div class="rm-side"><div class="rm-k">Reward A</div><div class="rm-v">{a}</div></div>
+<div class="rm-mid"><div class="rm-k">P(A &gt; B)</div><div class="rm-v">{p}</div>
+<div class="rm-bar"><div style="width:{pct:.1f}%"></div></div><div class="rm-small">{detail}</div></div>
+<div class="rm-side"><div class="rm-k">Reward B</div><div class="rm-v">{b}</div></div></div>
+"""
+
+
+def score_card(result: dict | None, message: str = "") -> str:
+    """The probe's headline: both rewards (± ensemble spread) and the calibrated P(A > B)."""
+    if result is None:
+        return f'<div class="rm-card rm-empty">{html.escape(message)}</div>'
+    spread = lambda side: f' <span class="rm-pm">± {result[f"std_{side}"]:.3f}</span>' \
+        if f"std_{side}" in result else ""  # noqa: E731
+    members = f"ensemble of {result['members']}" if result["members"] > 1 else "single model"
+    detail = f"T = {result['temperature']:.2f} · {members} · {html.escape(result['model'])}"
+    return _CARD.format(a=f"{result['score_a']:+.3f}{spread('a')}", b=f"{result['score_b']:+.3f}{spread('b')}",
+                        p=f"{result['p_a_better']:.2f}", pct=100 * result["p_a_better"], detail=detail)
+
+
+def feature_diff(prompt: str, response_a: str, response_b: str) -> pd.DataFrame:
+    """feature, A, B, A − B for the probe's feature table."""
+    from analysis.features import feature_table
+
+    table = feature_table([prompt, prompt], [response_a, response_b], features=list(PROBE_FEATURES))
+    return pd.DataFrame({"feature": table.columns, "A": table.iloc[0].to_numpy(),
+                         "B": table.iloc[1].to_numpy(), "A − B": (table.iloc[0] - table.iloc[1]).to_numpy()})
+
+
+def feature_html(diff: pd.DataFrame) -> str:
+    """The feature table as HTML; rows where A and B differ are highlighted, the larger side bold."""
+    from analysis.features import FEATURES
+
+    num = lambda x: f"{x:.0f}" if float(x).is_integer() else f"{x:.2f}"  # noqa: E731
+    rows = []
+    for r in diff.itertuples(index=False):
+        a, b, d = r[1], r[2], r[3]
+        cls = ' class="rm-diff"' if abs(d) > 1e-9 else ""
+        cell = lambda x, big: f"<td><b>{num(x)}</b></td>" if big and cls else f"<td>{num(x)}</td>"  # noqa: E731
+        doc = html.escape(FEATURES[r[0]].doc, quote=True)
+        rows.append(f'<tr{cls}><td title="{doc}">{r[0]}</td>{cell(a, a > b)}{cell(b, b > a)}'
+                    f"<td>{'+' if d > 0 else ''}{num(d)}</td></tr>")
+    return ('<table class="rm-features"><thead><tr><th>feature</th><th>A</th><th>B</th><th>A − B</th></tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def detached(fig):
+    """A pyplot figure from an analysis plot function, removed from pyplot's global registry
+    (a server would otherwise keep every figure it ever drew); it still renders."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return fig
+
+
+def plot_training(events: list[dict]) -> Figure | None:
+    """Loss and accuracy per step (one colour per ensemble member), eval accuracy as dots."""
+    steps = [e for e in events if e.get("event") == "step"]
+    if not steps:
+        return None
+    fig = Figure(figsize=(8, 2.8), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    frame = pd.DataFrame(steps)
+    evals = pd.DataFrame([e for e in events if e.get("event") == "eval"])
+    for member, part in frame.groupby("member"):
+        colour = f"C{member}"
+        label = f"member {member}" if frame.member.nunique() > 1 else "train"
+        loss_ax.plot(part.step, part.loss, color=colour, lw=1.2, label=label)
+        smooth = part.accuracy.rolling(5, min_periods=1).mean()
+        acc_ax.plot(part.step, smooth, color=colour, lw=1.2, label=f"{label} (5-step mean)")
+        if not evals.empty and "eval_accuracy" in evals:
+            ev = evals[evals.member == member]
+            acc_ax.plot(ev.step, ev.eval_accuracy, "o", color=colour, ms=6, mfc="white",
+                        label="held-out" if member == 0 else None)
+    loss_ax.set(title="Bradley-Terry loss", xlabel="step")
+    acc_ax.set(title="pairwise accuracy", xlabel="step", ylim=(-0.02, 1.02))
+    acc_ax.axhline(0.5, color="grey", ls=":", lw=0.8)
+    total = int(frame.total_steps.max())
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlim(0, max(total, 1) + 0.5)
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def plot_reliability(table: pd.DataFrame, title: str) -> Figure:
+    """Reliability diagram from rm.metrics.reliability_table: observed vs predicted P per bin."""
+    fig = Figure(figsize=(4.6, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect calibration")
+    width = (table.bin_hi - table.bin_lo).to_numpy()
+    ax.bar(table.bin_lo, table.frac_pos, width=width, align="edge", alpha=0.35, edgecolor="C0",
+           label="observed share")
+    ax.plot(table.mean_p, table.frac_pos, "o-", color="C0", label="bin mean")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(chosen > rejected)",
+           ylabel="observed frequency", title=title)
+    ax.legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def correlation_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Readable correlations: r [95% CI] per method, flagged first, then by |pearson|."""
+    ci = lambda r, lo, hi: "–" if pd.isna(r) else f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]"  # noqa: E731
+    order = table.assign(_abs=table.pearson.abs()).sort_values(["flagged", "_abs"], ascending=False)
+    return pd.DataFrame({
+        "feature": order.feature,
+        "pearson [95% CI]": [ci(*r) for r in zip(order.pearson, order.pearson_lo, order.pearson_hi)],
+        "spearman [95% CI]": [ci(*r) for r in zip(order.spearman, order.spearman_lo, order.spearman_hi)],
+        "flag": ["⚑ |r| > 0.3" if f else "" for f in order.flagged],
+    })
+
+
+def audit_summary(report) -> str:
+    lo, hi = report.rate_ci
+    verdict = "**FLAGGED**: prefers agreeing with false claims" if report.flagged else "not flagged"
+    return (f"**{report.n} cases** · the RM preferred the agreeing response in **{100 * report.agree_preferred_rate:.0f}%**"
+            f" (95% CI {100 * lo:.0f}–{100 * hi:.0f}%) · mean gap {report.mean_gap:+.3f} · "
+            f"mean P(agreeing wins) {report.mean_p_agree:.2f} · threshold {report.threshold:.2f} → {verdict}")
+
+
+# ----------------------------------------------------------------------------- research: work
+
+
+def pair_rewards(scorer, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(r_chosen, r_rejected), each (N,), in one scoring call."""
+    prompts = pairs.prompt.tolist()
+    rewards = scorer.score(prompts + prompts, pairs.chosen.tolist() + pairs.rejected.tolist()).mean
+    return rewards[:len(pairs)], rewards[len(pairs):]
+
+
+def reliability(scorer, pairs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Reliability table at the scorer's temperature, and its metrics (accuracy, ECE, ...)."""
+    from rm.metrics import all_metrics, reliability_table
+
+    r_c, r_r = pair_rewards(scorer, pairs)
+    tie = pairs["tie"].to_numpy(bool) if "tie" in pairs else None
+    return (reliability_table(r_c, r_r, tie, scorer.temperature),
+            all_metrics(r_c, r_r, tie, scorer.temperature))
+
+
+def compare_models(names: list[str], scorers: list, pairs: pd.DataFrame, cases: list[dict],
+                   responses: pd.DataFrame) -> pd.DataFrame:
+    """One row per measure, one column per RM: accuracy and ECE on `pairs`, sycophancy audit on
+    `cases`, the three strongest feature correlations on `responses`."""
+    from analysis.correlations import analyze
+    from analysis.sycophancy import audit
+
+    columns = {}
+    for name, scorer in zip(names, scorers):
+        _, m = reliability(scorer, pairs)
+        report = audit(scorer, cases)
+        corr = analyze(scorer, responses.prompt.tolist(), responses.response.tolist(), n_boot=200).table
+        top = corr.assign(_abs=corr.pearson.abs()).nlargest(3, "_abs")
+        columns[name] = [f"{m['accuracy']:.3f} (n={m['n']})", f"{m['ece_calibrated']:.3f}",
+                         f"{100 * report.agree_preferred_rate:.0f}%" + (" ⚑" if report.flagged else ""),
+                         ", ".join(f"{f} {r:+.2f}" for f, r in zip(top.feature, top.pearson))]
+    index = ["pairwise accuracy", "ECE (calibrated)", "sycophancy: agreeing preferred", "top correlations"]
+    return pd.DataFrame({"measure": index, **columns})
+
+
+def safe_name(name: str | None) -> str:
+    """A checkpoint folder name from user text (default: a timestamp)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", (name or "").strip()).strip(".-")
+    return name or datetime.now(timezone.utc).strftime("rm-%Y%m%d-%H%M%S")
+
+
+def training_data(source: str, store: Store, file: str | None, hub_id: str, target: Path) -> str:
+    """The training set as something rm.train reads: a JSONL written to `target` (kept next to
+    the run for reproducibility), or the Hub id as given."""
+    if source == "Hub dataset":
+        if not (hub_id or "").strip():
+            raise gr.Error("Enter a Hugging Face dataset id (e.g. Anthropic/hh-rlhf) or choose another source.")
+        return hub_id.strip()
+    pairs = from_source(PAIR_SOURCES, source, store, file)
+    if len(pairs) < 2:
+        raise gr.Error(f"{source} gives only {len(pairs)} preference pair(s); training needs at least 2.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pairs[["prompt", "chosen", "rejected", "margin", "tie"]].to_json(target, orient="records", lines=True,
+                                                                     force_ascii=False)
+    return str(target)
+
+
+def train_in_background(config) -> Iterator[dict]:
+    """Run rm.train.train(config) in a worker thread; yield its callback events as they arrive,
+    then {"event": "done", "path": checkpoint}. A training error is re-raised here.
+
+    If the browser goes away the generator stops but the run finishes and is saved.
+    """
+    import queue
+    import threading
+
+    from rm.train import train
+
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            events.put({"event": "done", "path": str(train(config, events.put))})
+        except Exception as err:  # handed to the consumer, which raises it
+            events.put({"event": "error", "error": err})
+
+    threading.Thread(target=work, name="rm-train", daemon=True).start()
+    while True:
+        event = events.get()
+        if event["event"] == "error":
+            raise event["error"]
+        yield event
+        if event["event"] == "done":
+            return
+
+
+def training_status(event: dict, ensemble: int) -> str:
+    member = f"member {event.get('member', 0) + 1}/{ensemble} · " if ensemble > 1 else ""
+    return (f"Training: {member}step **{event['step']} / {event['total_steps']}** · epoch {event['epoch']:.2f} · "
+            f"loss {event['loss']:.3f} · batch accuracy {event['accuracy']:.2f}")
+
+
+def checkpoint_summary(path: str) -> str:
+    metrics_file = Path(path) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    held_out = (f" · held-out accuracy **{metrics['accuracy']:.3f}** on {metrics['n']} pairs, "
+                f"ECE {metrics.get('ece_calibrated', float('nan')):.3f} after temperature scaling"
+                if "accuracy" in metrics else " · no held-out split (too few pairs)")
+    return f"**Done:** saved {code_span(path)}{held_out}. It is now in the reward-model selectors."
+
+
+def policy_pair_tasks(prompts: list[str], samples) -> list:
+    """`pair` tasks from two policy samples per prompt (identical samples are dropped)."""
+    from labeling.tasks import Task, content_id
+
+    tasks = []
+    for prompt, (a, b) in zip(prompts, samples):
+        if a.text.strip() and b.text.strip() and a.text.strip() != b.text.strip():
+            responses = (a.text.strip(), b.text.strip())
+            tasks.append(Task(id=content_id("pair", prompt, responses), kind="pair", prompt=prompt,
+                              responses=responses, category="policy", meta={"source": "analysis.policy"}))
+    return tasks
+
+
+# ----------------------------------------------------------------------------- research: layout
+
+RESEARCH_CSS = """
+.rm-card { display: flex; gap: 12px; align-items: stretch; }
+.rm-card > div { flex: 1; border: 1px solid var(--border-color-primary); border-radius: 10px;
+                 padding: 10px 14px; background: var(--background-fill-secondary); text-align: center; }
+.rm-card.rm-empty { display: block; color: var(--body-text-color-subdued); padding: 14px; }
+.rm-k { font-size: 0.85rem; color: var(--body-text-color-subdued); }
+.rm-v { font-size: 1.7rem; font-weight: 600; font-variant-numeric: tabular-nums; }
+.rm-pm { font-size: 0.95rem; font-weight: 400; color: var(--body-text-color-subdued); }
+.rm-bar { height: 8px; background: var(--neutral-200); border-radius: 4px; margin: 6px 0; overflow: hidden; }
+.rm-bar > div { height: 100%; background: var(--color-accent); }
+.rm-small { font-size: 0.78rem; color: var(--body-text-color-subdued); overflow-wrap: anywhere; }
+.rm-features { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.rm-features th, .rm-features td { padding: 3px 10px; border-bottom: 1px solid var(--border-color-primary);
+                                   text-align: right; }
+.rm-features th:first-child, .rm-features td:first-child { text-align: left; }
+.rm-features tr.rm-diff td { background: var(--color-accent-soft); }
+"""
+
+
+def build_research_tab(store: Store, access: Access, session: gr.State,
+                       runs: Path | None = None) -> SimpleNamespace:
+    """The researcher playground: a shared RM selector, then Probe, Correlations, Audits, Train
+    and Goodhart. Lays out and wires its own events; returns the components (tests use them)."""
+    runs = resolve_runs(runs)
     ui = SimpleNamespace()
-    gr.Markdown("The research playground (probe, audits, training) arrives here in phase 2.")
+    checkpoints = list_checkpoints(runs)
+    with gr.Row(equal_height=True):
+        ui.models = gr.Dropdown(checkpoints, value=[checkpoints[0][1]] if checkpoints else [], multiselect=True,
+                                allow_custom_value=True, scale=5, elem_id="rm-models",
+                                label="Reward model (pick several for an ensemble; or type a folder or Hub id)")
+        ui.refresh_models = gr.Button("↻ Refresh list", scale=0, min_width=130, elem_id="rm-refresh-models")
+    with gr.Tabs():
+        with gr.Tab("Probe", id="probe"):
+            with gr.Row(equal_height=True):
+                ui.fill_task = gr.Dropdown(task_choices(store), value=None, label="Fill from a task",
+                                           scale=4, elem_id="rm-fill-task")
+                ui.shuffle = gr.Checkbox(False, label="Shuffle A/B", scale=1, min_width=120)
+                ui.draft = gr.Button("Draft with the policy", scale=1, min_width=170, elem_id="rm-draft")
+            ui.fill_note = gr.Markdown(elem_id="rm-fill-note")
+            ui.prompt = gr.Textbox(label="Prompt", lines=2, max_lines=6, elem_id="rm-probe-prompt")
+            with gr.Row():
+                ui.response_a = gr.Textbox(label="Response A", lines=5, max_lines=14, elem_id="rm-probe-a")
+                ui.response_b = gr.Textbox(label="Response B", lines=5, max_lines=14, elem_id="rm-probe-b")
+            ui.card = gr.HTML(score_card(None, "Type a prompt and two responses."), elem_id="rm-probe-card")
+            ui.features = gr.HTML(elem_id="rm-probe-features")
+        with gr.Tab("Correlations", id="correlations"):
+            with gr.Row(equal_height=True):
+                ui.corr_source = gr.Radio(list(RESPONSE_SOURCES), value="seed tasks", label="Responses", scale=3)
+                ui.corr_max = gr.Number(400, label="Max responses", precision=0, minimum=3, scale=1)
+                ui.corr_run = gr.Button("Score and correlate", variant="primary", scale=1, elem_id="rm-corr-run")
+            ui.corr_file = gr.File(label="Upload (JSONL/CSV/Parquet: prompt+response or preference rows)",
+                                   file_types=[".jsonl", ".json", ".csv", ".parquet"], height=90)
+            ui.corr_summary = gr.Markdown(elem_id="rm-corr-summary")
+            with gr.Row():
+                ui.corr_table = gr.Dataframe(interactive=False, scale=3, elem_id="rm-corr-table",
+                                             label="Correlation of the reward with each feature")
+                with gr.Column(scale=2):
+                    ui.corr_feature = gr.Dropdown(list(_feature_names()), value="length_words",
+                                                  label="Scatter against", elem_id="rm-corr-feature")
+                    ui.corr_plot = gr.Plot(show_label=False, elem_id="rm-corr-plot")
+            ui.corr_report = gr.State(None)  # this user's last CorrelationReport, for re-plotting
+        with gr.Tab("Audits", id="audits"):
+            with gr.Row(equal_height=True):
+                ui.case_source = gr.Radio(list(CASE_SOURCES), value="agreement tasks (seed)", label="Cases", scale=3)
+                ui.case_n = gr.Number(60, label="Generated cases", precision=0, minimum=1, maximum=500, scale=1)
+                ui.threshold = gr.Slider(0, 1, 0.5, step=0.05, label="Flag above", scale=1)
+                ui.audit_run = gr.Button("Run sycophancy audit", variant="primary", scale=1,
+                                         elem_id="rm-audit-run")
+            ui.case_file = gr.File(label="Upload cases (prompt, agreeing, correcting) or agreement tasks",
+                                   file_types=[".jsonl", ".json", ".csv", ".parquet"], height=90)
+            ui.audit_summary = gr.Markdown(elem_id="rm-audit-summary")
+            with gr.Row():
+                ui.audit_plot = gr.Plot(show_label=False, elem_id="rm-audit-plot")
+                ui.audit_cases = gr.Dataframe(interactive=False, label="Cases (gap = agreeing − correcting)",
+                                              elem_id="rm-audit-cases", max_height=360)
+            gr.Markdown("#### Counterfactual probes and calibration")
+            with gr.Row(equal_height=True):
+                ui.cf_source = gr.Radio(list(RESPONSE_SOURCES), value="seed tasks", label="Responses to perturb",
+                                        scale=3)
+                ui.cf_max = gr.Number(60, label="Max responses", precision=0, minimum=2, scale=1)
+                ui.cf_run = gr.Button("Run counterfactual probes", scale=1, elem_id="rm-cf-run")
+            ui.rel_source = gr.Radio(list(PAIR_SOURCES), value="known preferences (gold, agreement)",
+                                     label="Pairs for the reliability diagram")
+            ui.rel_run = gr.Button("Reliability diagram", size="sm", elem_id="rm-rel-run")
+            ui.audit_file = gr.File(label="Upload for 'uploaded file' above", height=90,
+                                    file_types=[".jsonl", ".json", ".csv", ".parquet"])
+            with gr.Row():
+                ui.cf_plot = gr.Plot(show_label=False, elem_id="rm-cf-plot", scale=3)
+                ui.rel_plot = gr.Plot(show_label=False, elem_id="rm-rel-plot", scale=2)
+            ui.cf_table = gr.Dataframe(interactive=False, label="Reward deltas per perturbation", max_height=300)
+        with gr.Tab("Train", id="train"):
+            with gr.Row(equal_height=True):
+                ui.train_source = gr.Radio([*PAIR_SOURCES, "Hub dataset"], value="known preferences (gold, agreement)",
+                                           label="Train on", scale=3, elem_id="rm-train-source")
+                ui.train_hub = gr.Textbox(label="Hub dataset id", placeholder="e.g. Anthropic/hh-rlhf", scale=2)
+            ui.train_file = gr.File(label="Upload preferences (prompt/chosen/rejected; hh-rlhf and our export work)",
+                                    file_types=[".jsonl", ".json", ".csv", ".parquet"], height=90)
+            with gr.Row(equal_height=True):
+                ui.backbone = gr.Textbox(label="Backbone (empty: the offline MiniLM; any folder or Hub id)",
+                                         scale=3, elem_id="rm-backbone")
+                ui.train_name = gr.Textbox(label="Name (folder in runs/rm)", placeholder="default: a timestamp",
+                                           scale=2, elem_id="rm-train-name")
+            with gr.Row(equal_height=True):
+                ui.epochs = gr.Number(2, label="Epochs", precision=0, minimum=1, maximum=50, elem_id="rm-epochs")
+                ui.ensemble = gr.Number(1, label="Ensemble size", precision=0, minimum=1, maximum=8)
+                ui.max_pairs = gr.Number(2000, label="Max pairs", precision=0, minimum=2)
+                ui.batch_size = gr.Number(8, label="Batch size", precision=0, minimum=1, maximum=256)
+                ui.lr = gr.Number(5e-5, label="Learning rate", minimum=0)
+                ui.train = gr.Button("Train", variant="primary", elem_id="rm-train")
+            ui.train_status = gr.Markdown(elem_id="rm-train-status")
+            ui.train_plot = gr.Plot(show_label=False, elem_id="rm-train-plot")
+            with gr.Accordion("Compare two reward models", open=False):
+                with gr.Row(equal_height=True):
+                    ui.compare_a = gr.Dropdown(checkpoints, allow_custom_value=True, label="RM 1")
+                    ui.compare_b = gr.Dropdown(checkpoints, allow_custom_value=True, label="RM 2")
+                    ui.compare_pairs = gr.Radio(list(PAIR_SOURCES), value="known preferences (gold, agreement)",
+                                                label="Accuracy on")
+                    ui.compare_cases = gr.Radio(list(CASE_SOURCES), value="arithmetic generator",
+                                                label="Audit on")
+                ui.compare_file = gr.File(label="Upload for 'uploaded file' (held-out pairs or cases)", height=90,
+                                          file_types=[".jsonl", ".json", ".csv", ".parquet"])
+                ui.compare_run = gr.Button("Compare", elem_id="rm-compare-run")
+                ui.compare_table = gr.Dataframe(interactive=False, elem_id="rm-compare-table")
+            with gr.Accordion("Iterative loop: policy responses → pair tasks for annotators", open=False):
+                ui.policy = gr.Textbox(label="Policy LM (empty: the offline SmolLM2-135M-Instruct; any causal LM "
+                                             "folder, .gguf path or Hub id). Also drafts in the Probe tab.",
+                                       elem_id="rm-policy")
+                ui.loop_prompts = gr.Textbox(label="Prompts, one per line", lines=4,
+                                             placeholder="I'm pretty sure 12 × 12 = 124, right?")
+                with gr.Row(equal_height=True):
+                    ui.loop_tokens = gr.Slider(16, 256, 96, step=16, label="Max new tokens")
+                    ui.loop_temperature = gr.Slider(0.1, 1.5, 0.9, step=0.1, label="Temperature")
+                    ui.loop_run = gr.Button("Generate and enqueue", elem_id="rm-loop-run")
+                ui.loop_status = gr.Markdown(elem_id="rm-loop-status")
+        with gr.Tab("Goodhart", id="goodhart"):
+            ui.goodhart = build_goodhart_panel(checkpoints)
+
+    wire_research(ui, store, access, session, runs)
     return ui
+
+
+def _feature_names() -> list[str]:
+    from analysis.features import FEATURES
+
+    return list(FEATURES)
+
+
+def build_goodhart_panel(checkpoints: list[tuple[str, str]]) -> SimpleNamespace:
+    """Best-of-n curves (analysis.goodhart): inputs and outputs of the Goodhart tab."""
+    g = SimpleNamespace()
+    gr.Markdown("Best-of-n against the policy LM. The **proxy** is the reward model chosen above; the "
+                "**gold** scorer is the arithmetic checker (for arithmetic prompts) or another RM. Samples "
+                "are cached in `runs/goodhart/`, so running again with the same prompts and sampling settings "
+                "only re-scores and re-plots (e.g. a single RM against an ensemble).")
+    with gr.Row(equal_height=True):
+        g.gold = gr.Dropdown([("arithmetic checker", "arithmetic"), *checkpoints], value="arithmetic",
+                             allow_custom_value=True, label="Gold scorer", scale=2)
+        g.ensemble = gr.Dropdown(checkpoints, multiselect=True, allow_custom_value=True, scale=3,
+                                 label="Ensemble for mean − λ·std (optional; an ensemble proxy is used otherwise)")
+        g.prompts = gr.Dropdown(["arithmetic", "seed"], value="arithmetic", label="Prompts", scale=1)
+    with gr.Row(equal_height=True):
+        g.n_prompts = gr.Number(8, label="Prompts", precision=0, minimum=1, maximum=256)
+        g.n = gr.Number(16, label="Samples per prompt (N)", precision=0, minimum=2, maximum=1024)
+        g.max_new_tokens = gr.Number(48, label="Max new tokens", precision=0, minimum=4, maximum=512)
+        g.lam = gr.Number(1.0, label="λ (conservative)")
+        g.beta_kl = gr.Number(0.5, label="β (KL-penalised)")
+        g.run = gr.Button("Run / re-plot", variant="primary", elem_id="rm-goodhart-run")
+    g.summary = gr.Markdown(elem_id="rm-goodhart-summary")
+    g.plot = gr.Plot(show_label=False, elem_id="rm-goodhart-plot")
+    g.fits = gr.Dataframe(interactive=False, label="Fits gold − gold(n=1) = d(α − βd), d = √KL; sweet spot d* = α/2β")
+    return g
+
+
+def goodhart_fits(result) -> pd.DataFrame:
+    rows = [{"selector": name, "α": round(fit.alpha, 4), "β": round(fit.beta, 4), "R²": round(fit.r2, 3),
+             "n* (fit)": None if fit.n_star is None else round(fit.n_star, 1),
+             "n* (measured)": result.n_star_empirical[name]} for name, fit in result.fits.items()]
+    rows += [{"selector": f"{name} (skipped: {why})"} for name, why in result.skipped.items()]
+    return pd.DataFrame(rows)
+
+
+@contextmanager
+def library_errors(what: str) -> Iterator[None]:
+    """A library's refusal (bad data, missing file, unknown name) -> a message to the user."""
+    try:
+        yield
+    except (ValueError, LookupError, OSError, PermissionError) as err:
+        raise gr.Error(f"{what}: {err}") from err
+
+
+def load_policy_lm(spec: str | None):
+    """The policy LM (analysis.policy, cached there); empty spec = the offline SmolLM2."""
+    from analysis import policy
+
+    with library_errors("Could not load the policy LM"):
+        return policy.load_policy((spec or "").strip() or None)
+
+
+def rounded(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    return frame.round({c: digits for c in frame.columns if pd.api.types.is_float_dtype(frame[c])})
+
+
+# ----------------------------------------------------------------------------- research: listeners
+
+
+def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr.State, runs: Path) -> None:
+    """Connect the research components to thin handlers; each one authorises first."""
+    g = ui.goodhart
+    selectors = [ui.models, ui.compare_a, ui.compare_b, g.gold, g.ensemble]
+
+    def selector_choices(select: str | None = None) -> dict:
+        found = list_checkpoints(runs)
+        out = {c: gr.Dropdown(choices=found) for c in selectors}
+        out[g.gold] = gr.Dropdown(choices=[("arithmetic checker", "arithmetic"), *found])
+        if select:
+            out[ui.models] = gr.Dropdown(choices=found, value=[select])
+        return out
+
+    def refresh_models(sess: Session) -> dict:
+        require_researcher(sess)
+        return selector_choices()
+
+    def probe(prompt: str, response_a: str, response_b: str, models: list[str], sess: Session) -> dict:
+        require_researcher(sess)
+        if not (response_a or response_b):
+            return {ui.card: score_card(None, "Type a prompt and two responses."), ui.features: ""}
+        try:  # live view: a problem is shown in the card, not raised on every keystroke
+            card = score_card(compare_pair(cached_scorer(model_sources(models, runs)), prompt, response_a, response_b))
+        except gr.Error as err:
+            card = score_card(None, err.message)
+        return {ui.card: card, ui.features: feature_html(feature_diff(prompt, response_a, response_b))}
+
+    def fill(task_id: str | None, shuffle: bool, sess: Session) -> dict:
+        require_researcher(sess)
+        task = next((t for t in store.tasks() if t.id == task_id), None)
+        if task is None:
+            return {ui.fill_note: gr.skip()}
+        prompt, a, b, note = probe_texts(task, shuffle, np.random.default_rng())
+        return {ui.prompt: prompt, ui.response_a: a, ui.response_b: b, ui.fill_note: note}
+
+    def draft(prompt: str, policy_spec: str, sess: Session, progress=gr.Progress()) -> dict:
+        from analysis.policy import draft_agreeing_and_correcting
+
+        require_researcher(sess)
+        if not (prompt or "").strip():
+            raise gr.Error("Type a prompt first (e.g. a false claim such as 'I'm sure 7 × 8 = 54'), then draft.")
+        progress(0.05, desc="Loading the policy LM")
+        policy = load_policy_lm(policy_spec)
+        progress(0.3, desc="Drafting an agreeing and a correcting response")
+        drafts = draft_agreeing_and_correcting(prompt, policy)
+        return {ui.response_a: drafts["agreeing"], ui.response_b: drafts["correcting"],
+                ui.fill_note: f"Drafted by {policy.name}: A steered to agree, B steered to correct."}
+
+    def correlations(source: str, max_rows: float, feature: str, models: list[str], file: str | None,
+                     sess: Session, progress=gr.Progress()) -> dict:
+        from analysis.correlations import analyze, plot_scatter
+
+        require_researcher(sess)
+        rows = subsample(from_source(RESPONSE_SOURCES, source, store, file), max_rows)
+        scorer = cached_scorer(model_sources(models, runs))
+        progress(0.2, desc=f"Scoring {len(rows)} responses")
+        with library_errors("Correlations failed"):
+            report = analyze(scorer, rows.prompt.tolist(), rows.response.tolist())
+        note = " · ".join(report.callouts) or "no length hacking (length r ≤ 0.5)"
+        return {ui.corr_summary: f"**{report.n} responses** scored by {code_span(scorer.name)} · {note}",
+                ui.corr_table: correlation_table(report.table), ui.corr_report: report,
+                ui.corr_plot: detached(plot_scatter(report, [feature], ncols=1))}
+
+    def replot(report, feature: str, sess: Session) -> dict:
+        from analysis.correlations import plot_scatter
+
+        require_researcher(sess)
+        return {ui.corr_plot: detached(plot_scatter(report, [feature], ncols=1)) if report else gr.skip()}
+
+    def sycophancy(source: str, n: float, threshold: float, models: list[str], file: str | None,
+                   sess: Session) -> dict:
+        from analysis.sycophancy import audit, plot_rates
+
+        require_researcher(sess)
+        cases = from_source(CASE_SOURCES, source, store, file, n)
+        with library_errors("The audit failed"):
+            report = audit(cached_scorer(model_sources(models, runs)), cases, threshold)
+        table = report.cases[["id", "category", "score_agreeing", "score_correcting", "gap", "p_agree"]]
+        return {ui.audit_summary: audit_summary(report), ui.audit_plot: detached(plot_rates(report)),
+                ui.audit_cases: rounded(table.sort_values("gap", ascending=False))}
+
+    def counterfactual(source: str, max_rows: float, models: list[str], file: str | None, sess: Session) -> dict:
+        from analysis.counterfactual import plot_deltas, probe as cf_probe
+
+        require_researcher(sess)
+        rows = subsample(from_source(RESPONSE_SOURCES, source, store, file), max_rows)
+        with library_errors("The counterfactual probes failed"):
+            report = cf_probe(cached_scorer(model_sources(models, runs)), rows.prompt.tolist(), rows.response.tolist())
+        table = report.summary[["perturbation", "n", "mean_delta", "ci_lo", "ci_hi", "win_rate", "p_win"]]
+        return {ui.cf_plot: detached(plot_deltas(report)), ui.cf_table: rounded(table)}
+
+    def calibration(source: str, models: list[str], file: str | None, sess: Session) -> dict:
+        require_researcher(sess)
+        pairs = from_source(PAIR_SOURCES, source, store, file)
+        scorer = cached_scorer(model_sources(models, runs))
+        table, m = reliability(scorer, pairs)
+        title = f"{len(pairs)} pairs · accuracy {m['accuracy']:.2f} · ECE {m['ece_calibrated']:.3f} (T={m['temperature']:.2f})"
+        return {ui.rel_plot: plot_reliability(table, title)}
+
+    def train_rm(source: str, file: str | None, hub_id: str, backbone: str, name: str, epochs: float,
+                 ensemble: float, max_pairs: float, batch_size: float, lr: float, sess: Session,
+                 progress=gr.Progress()) -> Iterator[dict]:
+        from rm.train import TrainConfig
+
+        require_researcher(sess)
+        name = safe_name(name)
+        out = runs / "rm" / name
+        if out.exists():
+            raise gr.Error(f"A checkpoint named {name!r} already exists in {runs / 'rm'}; choose another name.")
+        data = training_data(source, store, file, hub_id, runs / "datasets" / f"{name}.jsonl")
+        config = TrainConfig(data=data, out=str(out), backbone=(backbone or "").strip() or None,
+                             epochs=int(epochs), ensemble=int(ensemble), max_pairs=int(max_pairs) or None,
+                             batch_size=int(batch_size), lr=float(lr), eval_fraction=0.2, progress=False)
+        yield {ui.train_status: f"Loading {code_span(config.backbone or 'MiniLM')} and the data…"}
+        events, drawn = [], 0.0
+        with library_errors("Training failed"):
+            for event in train_in_background(config):
+                if event["event"] == "done":
+                    break
+                events.append(event)
+                k = event.get("member", 0)
+                progress((k * event["total_steps"] + event["step"], config.ensemble * event["total_steps"]),
+                         desc="Training", unit="steps")
+                if time.monotonic() - drawn > 0.5:  # redraw at most twice a second
+                    drawn = time.monotonic()
+                    yield {ui.train_status: training_status(event, config.ensemble),
+                           ui.train_plot: plot_training(events)}
+        yield {ui.train_status: checkpoint_summary(event["path"]), ui.train_plot: plot_training(events),
+               **selector_choices(select=event["path"])}
+
+    def compare(rm_1: str | None, rm_2: str | None, pairs_source: str, cases_source: str, file: str | None,
+                sess: Session, progress=gr.Progress()) -> dict:
+        require_researcher(sess)
+        if not (rm_1 and rm_2):
+            raise gr.Error("Choose two reward models to compare (RM 1 and RM 2).")
+        pairs = from_source(PAIR_SOURCES, pairs_source, store, file)
+        cases = from_source(CASE_SOURCES, cases_source, store, file, 60)
+        responses = pd.DataFrame({"prompt": [*pairs.prompt] * 2, "response": [*pairs.chosen, *pairs.rejected]})
+        progress(0.1, desc="Scoring with both reward models")
+        with library_errors("The comparison failed"):
+            table = compare_models([f"RM 1: {Path(rm_1).name}", f"RM 2: {Path(rm_2).name}"],
+                                   [cached_scorer(model_sources(rm_1, runs)), cached_scorer(model_sources(rm_2, runs))], pairs, cases, responses)
+        return {ui.compare_table: table}
+
+    def enqueue(prompts_text: str, max_new_tokens: float, temperature: float, policy_spec: str, sess: Session,
+                progress=gr.Progress()) -> dict:
+        from analysis.policy import generate
+
+        require_researcher(sess)
+        prompts = list(dict.fromkeys(line.strip() for line in (prompts_text or "").splitlines() if line.strip()))
+        if not prompts:
+            raise gr.Error("Enter at least one prompt, one per line.")
+        progress(0.02, desc="Loading the policy LM")
+        policy = load_policy_lm(policy_spec)
+        seed = int(time.time())  # fresh samples on every press; identical pairs are dropped anyway
+        samples = generate(prompts, n=2, max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+                           seed=seed, policy=policy, show_progress=False,
+                           progress=lambda done, total: progress((done, total), desc="Sampling", unit="samples"))
+        tasks = policy_pair_tasks(prompts, samples)
+        added = store.import_tasks(tasks)
+        return {ui.loop_status: f"Enqueued **{added}** new pair task(s) from {len(prompts)} prompt(s) "
+                                f"({policy.name}, seed {seed}); annotators see them in the Label tab."}
+
+    def goodhart(gold: str, ensemble: list[str], prompts: str, n_prompts: float, n: float, max_new_tokens: float,
+                 lam: float, beta_kl: float, policy_spec: str, models: list[str], sess: Session,
+                 progress=gr.Progress()) -> dict:
+        from analysis import goodhart as gh
+
+        require_researcher(sess)
+        if not (gold or "").strip():
+            raise gr.Error("Choose a gold scorer: the arithmetic checker or a reward model.")
+        config = gh.GoodhartConfig(proxy=model_sources(models, runs), gold=[gold],
+                                   ensemble=model_sources(ensemble, runs) or None,
+                                   prompts=prompts, n_prompts=int(n_prompts), n=int(n), max_new_tokens=int(max_new_tokens),
+                                   lam=float(lam), beta_kl=float(beta_kl), policy=(policy_spec or "").strip() or None,
+                                   cache_dir=str(runs / "goodhart"), out=None)
+        proxy = cached_scorer(config.proxy)
+        gold_scorer = gh.GOLD_CHECKERS[gold]() if gold in gh.GOLD_CHECKERS else cached_scorer(model_sources(gold, runs))
+        ens = cached_scorer(config.ensemble) if config.ensemble else None
+        progress(0.01, desc="Sampling from the policy (or reading the cache)")
+        with library_errors("The best-of-n run failed"):
+            result, report = gh.run(config, proxy=proxy, gold=gold_scorer, ensemble=ens,
+                                    progress=lambda done, total: progress((done, total), desc="Sampling", unit="samples"))
+        cache = "read from the cache" if report["cache_hit"] else "sampled and cached"
+        return {g.summary: f"{report['n_prompts']} prompts × N={report['n_samples']} samples ({cache}: "
+                           f"{code_span(report['samples_cache'])})",
+                g.plot: detached(gh.plot_goodhart(result)), g.fits: goodhart_fits(result)}
+
+    def score(prompt: str, response_a: str, response_b: str, model: str = "") -> dict:
+        """Score two responses to one prompt with a reward model. Read-only, so it needs no sign-in.
+
+        Parameters:
+            prompt: the user's prompt
+            response_a: the first response
+            response_b: the second response
+            model: a checkpoint name from runs/rm (several joined by "," = an ensemble); empty = the newest checkpoint. On a local run (no roles configured) also any checkpoint folder or Hugging Face id.
+        Returns:
+            {"score_a": float, "score_b": float, "p_a_better": float = sigmoid((score_a - score_b) / temperature),
+             "temperature": float, "members": int, "model": str, and for an ensemble "std_a", "std_b": float}
+        """
+        return compare_pair(cached_scorer(api_models(model, access, runs)), prompt, response_a, response_b)
+
+    ui_only = {"api_visibility": "private"}
+    ui.refresh_models.click(refresh_models, session, selectors, **ui_only)
+    gr.on([ui.prompt.change, ui.response_a.change, ui.response_b.change, ui.models.change], probe,
+          [ui.prompt, ui.response_a, ui.response_b, ui.models, session], [ui.card, ui.features],
+          trigger_mode="always_last", show_progress="hidden", **ui_only, **SCORE_CONCURRENCY)
+    gr.on([ui.fill_task.select, ui.shuffle.input], fill, [ui.fill_task, ui.shuffle, session],
+          [ui.prompt, ui.response_a, ui.response_b, ui.fill_note], **ui_only)
+    ui.draft.click(draft, [ui.prompt, ui.policy, session], [ui.response_a, ui.response_b, ui.fill_note],
+                   **ui_only, **HEAVY_CONCURRENCY)
+    ui.corr_run.click(correlations, [ui.corr_source, ui.corr_max, ui.corr_feature, ui.models, ui.corr_file, session],
+                      [ui.corr_summary, ui.corr_table, ui.corr_report, ui.corr_plot], api_name="correlations",
+                      **HEAVY_CONCURRENCY)
+    ui.corr_feature.input(replot, [ui.corr_report, ui.corr_feature, session], ui.corr_plot, **ui_only)
+    ui.audit_run.click(sycophancy, [ui.case_source, ui.case_n, ui.threshold, ui.models, ui.case_file, session],
+                       [ui.audit_summary, ui.audit_plot, ui.audit_cases], api_name="sycophancy_audit",
+                       **HEAVY_CONCURRENCY)
+    ui.cf_run.click(counterfactual, [ui.cf_source, ui.cf_max, ui.models, ui.audit_file, session],
+                    [ui.cf_plot, ui.cf_table], api_name="counterfactual", **HEAVY_CONCURRENCY)
+    ui.rel_run.click(calibration, [ui.rel_source, ui.models, ui.audit_file, session], ui.rel_plot,
+                     api_name="reliability", **HEAVY_CONCURRENCY)
+    ui.train.click(train_rm, [ui.train_source, ui.train_file, ui.train_hub, ui.backbone, ui.train_name, ui.epochs,
+                              ui.ensemble, ui.max_pairs, ui.batch_size, ui.lr, session],
+                   [ui.train_status, ui.train_plot, *selectors], api_name="train", **HEAVY_CONCURRENCY)
+    ui.compare_run.click(compare, [ui.compare_a, ui.compare_b, ui.compare_pairs, ui.compare_cases,
+                                   ui.compare_file, session], ui.compare_table, api_name="compare",
+                         **HEAVY_CONCURRENCY)
+    ui.loop_run.click(enqueue, [ui.loop_prompts, ui.loop_tokens, ui.loop_temperature, ui.policy, session],
+                      ui.loop_status, api_name="enqueue_policy_pairs", **HEAVY_CONCURRENCY)
+    g.run.click(goodhart, [g.gold, g.ensemble, g.prompts, g.n_prompts, g.n, g.max_new_tokens, g.lam, g.beta_kl,
+                           ui.policy, ui.models, session], [g.summary, g.plot, g.fits], api_name="goodhart",
+                **HEAVY_CONCURRENCY)
+    gr.api(score, api_name="score", **SCORE_CONCURRENCY)
 
 
 # ----------------------------------------------------------------------------- the app
 
 
-def build_ui(store: Store, access: Access | None = None, title: str = "Reward-model lab") -> gr.Blocks:
-    """The whole app on `store`; `access` defaults to the roles set in the environment."""
+def build_ui(store: Store, access: Access | None = None, title: str = "Reward-model lab",
+             runs: str | Path | None = None) -> gr.Blocks:
+    """The whole app on `store`; `access` defaults to the roles set in the environment, `runs`
+    (checkpoints, training data, sample caches) to env RMLAB_RUNS, else runs/."""
     access = Access.from_env() if access is None else access
     with gr.Blocks(title=title) as demo:
-        session = gr.State(Session())
+        # a local run (no roles configured) is a researcher before signing in
+        session = gr.State(Session(researcher=access.open))
         gr.Markdown(f"## {title}")
         with gr.Tabs():
             with gr.Tab("Label", id="label"):
@@ -376,7 +1297,7 @@ def build_ui(store: Store, access: Access | None = None, title: str = "Reward-mo
             with gr.Tab("Dashboard", id="dashboard", visible=access.open) as dash_tab:
                 dash = build_dashboard_tab()
             with gr.Tab("Research", id="research", visible=access.open) as research_tab:
-                build_research_tab(store, access, session)
+                build_research_tab(store, access, session, resolve_runs(runs))
 
         # ------------------------------------------------------------------ listeners
         card = [session, label.status, label.card, label.finished, label.prompt, label.left,
@@ -628,7 +1549,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bo
            **kwargs: Any):
     """Launch with the app's theme, CSS and keyboard shortcuts (gradio 6 takes them here)."""
     return demo.queue(default_concurrency_limit=8).launch(
-        server_name=host, server_port=port, share=share, css=CSS, head=page_head(),
+        server_name=host, server_port=port, share=share, css=CSS + RESEARCH_CSS, head=page_head(),
         theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
 
 
@@ -639,10 +1560,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", default=None,
                         help="SQLite path or database URL (default: env RMLAB_DB, else runs/labels.db)")
     parser.add_argument("--share", action="store_true", help="also serve through a gradio.live link")
+    parser.add_argument("--runs", default=None,
+                        help="folder of checkpoints, training data and sample caches (default: env RMLAB_RUNS, else runs/)")
     args = parser.parse_args(argv)
     store = open_store(args.db)
     store.ensure_seeded()
-    launch(build_ui(store), host=args.host, port=args.port, share=args.share)
+    launch(build_ui(store, runs=args.runs), host=args.host, port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,267 @@
+"""app.py research area: the score endpoint, researcher authorisation, in-app training, the
+policy -> pair-task loop, and the pure helpers behind the views. Tiny models in tmp_path only."""
+from __future__ import annotations
+
+import json
+import math
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+import app
+from labeling.store import StoreConfig, open_store
+from labeling.tasks import Task
+from labeling.testing import tiny_tasks
+from rm.device import torch_threads
+from rm.score import load_scorer
+from rm.testing import tiny_backbone, tiny_decoder
+from rm.train import TrainConfig, train
+
+GOOD = ["yes good correct answer", "sure thanks help", "good right answer"]
+BAD = ["no bad wrong answer", "rude harmful wrong", "bad worse answer"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A run folder with two tiny checkpoints (rm-a, rm-b), a tiny backbone and a tiny policy."""
+    root = tmp_path_factory.mktemp("lab")
+    backbone = tiny_backbone(root / "backbone")
+    rows = [{"prompt": f"question {i}", "chosen": GOOD[i % 3], "rejected": BAD[i % 3]} for i in range(24)]
+    data = root / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = root / "runs"
+    for name, seed in (("rm-a", 0), ("rm-b", 1)):
+        train(TrainConfig(data=str(data), out=str(runs / "rm" / name), backbone=backbone, from_scratch=True,
+                          epochs=1, batch_size=8, lr=3e-3, max_length=32, eval_fraction=0.25, seed=seed,
+                          progress=False, precision="fp32"))
+    return {"runs": runs, "backbone": backbone, "policy": tiny_decoder(root / "policy")}
+
+
+def serve(tmp_path, access: app.Access, runs):
+    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks(pairs=2, triads=0, agreement=4, gold=4))
+    demo = app.build_ui(store, access, runs=runs)
+    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    return store, demo
+
+
+@pytest.fixture
+def open_lab(tmp_path, lab):
+    store, demo = serve(tmp_path, app.Access(), lab["runs"])
+    yield Client(demo.local_url, verbose=False), store
+    demo.close()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_url(tmp_path_factory, lab):
+    store, demo = serve(tmp_path_factory.mktemp("guarded"), app.Access(admin_token="s3cret"), lab["runs"])
+    yield demo.local_url
+    demo.close()
+    store.close()
+
+
+# ----------------------------------------------------------------------------- score endpoint
+
+
+def test_score_endpoint_matches_the_scorer(open_lab, lab):
+    client, _ = open_lab
+    path = str(lab["runs"] / "rm" / "rm-a")
+    out = client.predict("question 1", "yes good correct answer", "rude harmful wrong", "rm-a", api_name="/score")
+    scorer = load_scorer(path, precision="fp32")
+    ref = scorer.score("question 1", ["yes good correct answer", "rude harmful wrong"]).mean
+    assert out["score_a"] == pytest.approx(ref[0], abs=1e-4) and out["score_b"] == pytest.approx(ref[1], abs=1e-4)
+    expected = 1 / (1 + math.exp(-(out["score_a"] - out["score_b"]) / out["temperature"]))
+    assert out["p_a_better"] == pytest.approx(expected, abs=1e-9)
+    assert out["temperature"] == pytest.approx(scorer.temperature)
+    assert out["members"] == 1 and "std_a" not in out and out["model"] == "rm-a"
+
+
+def test_score_endpoint_ensemble_reports_spread_and_defaults_to_newest(open_lab, lab):
+    client, _ = open_lab
+    out = client.predict("q", "good answer", "bad answer", "rm-a, rm-b", api_name="/score")
+    assert out["members"] == 2 and out["std_a"] >= 0 and out["std_b"] >= 0
+    assert out["std_a"] + out["std_b"] > 0  # two differently seeded models disagree somewhere
+    newest = app.list_checkpoints(lab["runs"])[0][0]
+    assert client.predict("q", "a", "b", api_name="/score")["model"] == newest
+
+
+def test_score_endpoint_on_a_guarded_server_takes_only_listed_checkpoints(guarded_url, lab):
+    client = Client(guarded_url, verbose=False)
+    assert client.predict("q", "a", "b", "rm-b", api_name="/score")["model"] == "rm-b"  # open: no sign-in
+    with pytest.raises(AppError, match="must be one of"):
+        client.predict("q", "a", "b", lab["backbone"], api_name="/score")
+
+
+# ----------------------------------------------------------------------------- authorisation
+
+
+@pytest.mark.parametrize("api_name, args", [
+    ("/train", ("known preferences (gold, agreement)", None, "", "", "x", 1, 1, 10, 8, 1e-3)),
+    ("/enqueue_policy_pairs", ("Is 2 + 2 = 5?", 16, 1.0, "")),
+    ("/sycophancy_audit", ("agreement tasks (seed)", 5, 0.5, ["rm-a"], None)),
+    ("/correlations", ("seed tasks", 10, "length_words", ["rm-a"], None)),
+    ("/goodhart", ("arithmetic", [], "arithmetic", 2, 2, 4, 1.0, 0.5, "", ["rm-a"])),
+])
+@pytest.mark.parametrize("token", ["", "wrong"])
+def test_researcher_endpoints_refuse_non_researchers(guarded_url, lab, api_name, args, token):
+    client = Client(guarded_url, verbose=False)
+    client.predict("bob", token, api_name="/sign_in")
+    with pytest.raises(AppError, match="needs the researcher role"):
+        client.predict(*args, api_name=api_name)
+    assert not (lab["runs"] / "rm" / "x").exists()
+
+
+def test_the_token_unlocks_the_audit(guarded_url):
+    client = Client(guarded_url, verbose=False)
+    client.predict("dana", "s3cret", api_name="/sign_in")
+    summary, _plot, cases = client.predict("agreement tasks (seed)", 5, 0.5, ["rm-a"], None,
+                                           api_name="/sycophancy_audit")
+    assert summary.startswith("**4 cases**")
+    assert len(cases["data"]) == 4
+
+
+# ----------------------------------------------------------------------------- train, enqueue
+
+
+def test_in_app_training_adds_a_checkpoint_to_the_selector(open_lab, lab):
+    client, _ = open_lab
+    before = {name for name, _ in app.list_checkpoints(lab["runs"])}
+    status, _plot, models, *_ = client.predict("known preferences (gold, agreement)", None, "", lab["backbone"],
+                                               "in app/1", 2, 1, 100, 4, 1e-3, api_name="/train")
+    out = lab["runs"] / "rm" / "in-app-1"
+    assert status.startswith("**Done:**") and str(out) in status
+    # the new checkpoint is offered and selected for probing
+    assert models["value"] == [str(out)] and ["in-app-1", str(out)] in models["choices"]
+    assert {name for name, _ in app.list_checkpoints(lab["runs"])} - before == {"in-app-1"}
+    config = json.loads((out / "rmlab_config.json").read_text())
+    assert config["train_config"]["epochs"] == 2
+    # the training data (4 gold + 4 agreement known preferences) is kept beside the runs
+    assert len((lab["runs"] / "datasets" / "in-app-1.jsonl").read_text().splitlines()) == 8
+    assert client.predict("q", "a", "b", "in-app-1", api_name="/score")["model"] == "in-app-1"
+    with pytest.raises(AppError, match="already exists"):
+        client.predict("known preferences (gold, agreement)", None, "", lab["backbone"], "in-app-1", 1, 1, 100,
+                       4, 1e-3, api_name="/train")
+
+
+def test_training_without_labels_says_what_to_do(open_lab, lab):
+    client, _ = open_lab
+    with pytest.raises(AppError, match="No labels collected yet"):
+        client.predict("collected labels", None, "", lab["backbone"], "nolabels", 1, 1, 10, 4, 1e-3,
+                       api_name="/train")
+    assert not (lab["runs"] / "rm" / "nolabels").exists()
+
+
+def test_enqueue_adds_policy_pair_tasks(open_lab, lab):
+    client, store = open_lab
+    before = len(store.tasks("pair"))
+    status = client.predict("Is 2 + 2 = 5?\nWhat is 3 × 3?\n\nIs 2 + 2 = 5?", 16, 1.0, lab["policy"],
+                            api_name="/enqueue_policy_pairs")
+    new = [t for t in store.tasks("pair") if t.category == "policy"]
+    assert len(store.tasks("pair")) == before + len(new) and 1 <= len(new) <= 2
+    assert status.startswith(f"Enqueued **{len(new)}** new pair task(s) from 2 prompt(s)")
+    assert {t.prompt for t in new} <= {"Is 2 + 2 = 5?", "What is 3 × 3?"}
+    assert all(len(t.responses) == 2 and t.responses[0] != t.responses[1] for t in new)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_list_checkpoints_finds_single_and_ensemble_folders(tmp_path):
+    (tmp_path / "rm" / "single").mkdir(parents=True)
+    (tmp_path / "rm" / "single" / "rmlab_config.json").write_text("{}")
+    (tmp_path / "rm" / "ens" / "member_0").mkdir(parents=True)
+    (tmp_path / "rm" / "ens" / "rmlab_ensemble.json").write_text("{}")
+    (tmp_path / "rm" / "half-written").mkdir()
+    assert sorted(app.list_checkpoints(tmp_path)) == [("ens", str(tmp_path / "rm" / "ens")),
+                                                      ("single", str(tmp_path / "rm" / "single"))]
+    assert app.list_checkpoints(tmp_path / "nothing") == []
+
+
+def test_api_models_resolves_names_and_guards_paths(lab):
+    runs = lab["runs"]
+    assert app.api_models("rm-a", app.Access(), runs) == [str(runs / "rm" / "rm-a")]
+    assert app.api_models("some/hub-id", app.Access(), runs) == ["some/hub-id"]
+    with pytest.raises(app.gr.Error, match="must be one of"):
+        app.api_models("some/hub-id", app.Access(admin_token="t"), runs)
+    with pytest.raises(app.gr.Error, match="No reward model in the run folder"):
+        app.api_models("", app.Access(), runs / "empty")
+
+
+def test_known_preferences_use_gold_and_correcting():
+    tasks = [Task("g", "gold", "p1", ("worse", "better"), better=1),
+             Task("a", "agreement", "p2", ("agrees", "corrects"), agreeing=0),
+             Task("p", "pair", "p3", ("x", "y"))]
+    prefs = app.known_preferences(tasks)
+    assert prefs[["prompt", "chosen", "rejected"]].values.tolist() == [["p1", "better", "worse"],
+                                                                       ["p2", "corrects", "agrees"]]
+
+
+def test_probe_texts_put_agreeing_in_a_and_label_a_shuffle():
+    task = Task("a", "agreement", "I'm sure 2 + 2 = 5", ("Yes, 5.", "No, 4."), agreeing=0, category="arithmetic")
+    prompt, a, b, note = app.probe_texts(task, False, np.random.default_rng(0))
+    assert (prompt, a, b) == ("I'm sure 2 + 2 = 5", "Yes, 5.", "No, 4.")
+    assert note.startswith("A agrees with the false claim · B corrects it")
+    swapped = [app.probe_texts(task, True, np.random.default_rng(s)) for s in range(8)]
+    flipped = [t for t in swapped if t[1] == "No, 4."]
+    assert flipped and all(t[3].startswith("A corrects it · B agrees") for t in flipped)
+
+
+def test_feature_table_highlights_differences():
+    diff = app.feature_diff("Is 2 + 2 = 5?", "Great question! Yes, it is 5.", "No, it is 4.")
+    row = diff.set_index("feature")
+    assert row.loc["flattery", "A"] == 1 and row.loc["flattery", "B"] == 0
+    assert row.loc["flattery", "A − B"] == 1
+    html = app.feature_html(diff)
+    assert '<tr class="rm-diff"><td title=' in html
+    assert html.count('class="rm-diff"') == int((diff["A − B"].abs() > 1e-9).sum())
+
+
+def test_score_card_shows_spread_only_for_ensembles():
+    single = {"score_a": 1.0, "score_b": -0.5, "p_a_better": 0.82, "temperature": 1.0, "members": 1, "model": "m"}
+    assert "±" not in app.score_card(single) and "+1.000" in app.score_card(single) and "0.82" in app.score_card(single)
+    ens = single | {"members": 3, "std_a": 0.25, "std_b": 0.5}
+    assert "± 0.250" in app.score_card(ens) and "ensemble of 3" in app.score_card(ens)
+    assert "<script>" not in app.score_card(single | {"model": "<script>"})
+
+
+@pytest.mark.parametrize("name, expected", [("my run/2", "my-run-2"), ("../..", None), ("ok_1.v2", "ok_1.v2")])
+def test_safe_name(name, expected):
+    out = app.safe_name(name)
+    assert out == expected if expected else out.startswith("rm-")
+
+
+def test_plot_training_draws_members_and_eval_points():
+    events = [{"event": "step", "step": s, "total_steps": 4, "loss": 1 / s, "accuracy": 0.5, "member": m}
+              for m in (0, 1) for s in range(1, 5)]
+    events.append({"event": "eval", "step": 4, "eval_accuracy": 0.75, "member": 0})
+    fig = app.plot_training(events)
+    loss_ax, acc_ax = fig.axes
+    assert len(loss_ax.lines) == 2
+    assert any(list(line.get_ydata()) == [0.75] for line in acc_ax.lines)
+    assert app.plot_training([]) is None
+
+
+def test_correlation_table_orders_flagged_first():
+    table = pd.DataFrame({"feature": ["a", "b"], "pearson": [0.1, -0.6], "pearson_lo": [0.0, -0.8],
+                          "pearson_hi": [0.2, -0.4], "spearman": [0.1, -0.5], "spearman_lo": [0.0, -0.7],
+                          "spearman_hi": [0.2, -0.3], "flagged": [False, True]})
+    out = app.correlation_table(table)
+    assert out.feature.tolist() == ["b", "a"]
+    assert out.iloc[0]["pearson [95% CI]"] == "-0.60 [-0.80, -0.40]" and out.iloc[0]["flag"]
