@@ -53,11 +53,16 @@ class CorrelationReport:
     callouts: list[str]
     features: pd.DataFrame = field(repr=False)  # (N, F) feature values
     rewards: np.ndarray = field(repr=False)  # (N,) mean reward
+    pairs: pd.DataFrame | None = None  # preference data only: see `pair_preferences`
+    pair_accuracy: float | None = None  # preference data only: share of pairs the RM ranks as labelled
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "length_hacking": self.length_hacking, "callouts": self.callouts,
-                "flagged": self.table.loc[self.table["flagged"], "feature"].tolist(),
-                "correlations": self.table}
+        out = {"n": self.n, "length_hacking": self.length_hacking, "callouts": self.callouts,
+               "flagged": self.table.loc[self.table["flagged"], "feature"].tolist(),
+               "correlations": self.table}
+        if self.pairs is not None:
+            out.update(pair_accuracy=self.pair_accuracy, pair_preferences=self.pairs)
+        return out
 
 
 # ---- math ---------------------------------------------------------------------------------
@@ -146,6 +151,32 @@ def analyze(scorer: Any, prompts: Sequence[str], responses: Sequence[str], featu
     return correlate(table, reward_of(scorer, prompts, responses), **correlate_kwargs)
 
 
+def pair_preferences(features: pd.DataFrame, rewards: np.ndarray, side: Sequence[str],
+                     pair: Sequence[int]) -> tuple[pd.DataFrame, float]:
+    """Do the labels, and does the RM, prefer the response with more of a feature?
+
+    For preference rows (`side` chosen/rejected, `pair` index): per feature, over the pairs
+    whose two responses differ on it, the share where the labelled-chosen response has the
+    higher value (`human_prefers_higher`) and the share where the higher-reward response
+    does (`rm_prefers_higher`). An RM above its labels amplifies the labels' bias. Also
+    returns the RM's pairwise accuracy against the labels (ties count half).
+    """
+    frame = features.assign(_reward=np.asarray(rewards, float), _side=list(side), _pair=list(pair))
+    chosen = frame[frame["_side"] == "chosen"].set_index("_pair").sort_index()
+    rejected = frame[frame["_side"] == "rejected"].set_index("_pair").loc[chosen.index]
+    gap = chosen["_reward"].to_numpy() - rejected["_reward"].to_numpy()  # (P,)
+    accuracy = float(np.mean((gap > 0) + 0.5 * (gap == 0)))
+    rows = []
+    for name in features.columns:
+        diff = chosen[name].to_numpy() - rejected[name].to_numpy()
+        differ = diff != 0
+        rows.append({"feature": name, "n_pairs": int(differ.sum()),
+                     "human_prefers_higher": float(np.mean(diff[differ] > 0)) if differ.any() else np.nan,
+                     "rm_prefers_higher": float(np.mean(np.sign(diff[differ]) == np.sign(gap[differ])))
+                     if differ.any() else np.nan})
+    return pd.DataFrame(rows), accuracy
+
+
 # ---- plotting -----------------------------------------------------------------------------
 
 def plot_scatter(report: CorrelationReport, features: Sequence[str] | None = None, ncols: int = 4):
@@ -190,6 +221,9 @@ def run(config: CorrelationConfig, scorer: Any = None) -> tuple[CorrelationRepor
                      tokenizer=config.tokenizer, n_boot=config.n_boot, confidence=config.confidence,
                      seed=config.seed, flag_threshold=config.flag_threshold,
                      length_threshold=config.length_threshold)
+    if rows["side"].notna().any():
+        report.pairs, report.pair_accuracy = pair_preferences(report.features, report.rewards, rows["side"],
+                                                              rows["pair"])
     out = {"config": config, **report.to_dict()}
     if config.out and config.plot:
         png = Path(config.out).with_suffix(".png")

@@ -13,6 +13,7 @@ from analysis.correlations import (
     correlate,
     correlation_ci,
     main,
+    pair_preferences,
     pearson_rows,
     plot_scatter,
     run,
@@ -109,6 +110,18 @@ def test_analyze_with_a_fake_scorer_finds_the_length_bias():
     assert len(visible) == int(table["flagged"].sum())
 
 
+def test_pair_preferences_compare_labels_and_rm_on_each_feature():
+    # 3 pairs: chosen is longer in pairs 0 and 1, shorter in pair 2; equal hedging everywhere but pair 0.
+    features = pd.DataFrame({"length_words": [5, 2, 4, 1, 1, 3], "hedging": [1, 0, 0, 0, 0, 0]}, dtype=float)
+    rewards = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 2.0])  # RM: right on pair 0, wrong on 1 and 2
+    table, accuracy = pair_preferences(features, rewards, ["chosen", "rejected"] * 3, [0, 0, 1, 1, 2, 2])
+    assert accuracy == pytest.approx(1 / 3)
+    rows = table.set_index("feature")
+    # RM picks the longer side in pairs 0 and 2 (right on 0, wrong on 2), the shorter in pair 1
+    assert rows.loc["length_words"].tolist() == [3, pytest.approx(2 / 3), pytest.approx(2 / 3)]
+    assert rows.loc["hedging"].tolist() == [1, 1.0, 1.0]
+
+
 def test_run_writes_a_json_report_with_config_and_a_plot(tmp_path):
     data = tmp_path / "responses.jsonl"
     rows = [{"prompt": "q", "response": " ".join(["w"] * k) + "."} for k in range(1, 13)]
@@ -140,6 +153,9 @@ def test_cli_end_to_end_with_a_tiny_model_on_preference_rows(tmp_path, tmp_path_
     main(["--rm", str(rm_dir), "--data", str(data), "--n-boot", "50", "--out", str(out), "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["n"] == 20  # both sides of 10 pairs
+    assert 0.0 <= printed["pair_accuracy"] <= 1.0
+    assert printed["pair_preferences"][1]["feature"] == "length_words"
+    assert printed["pair_preferences"][1]["human_prefers_higher"] == 1.0  # every chosen here is longer
     assert printed["config"]["rm"] == [str(rm_dir)]
     assert [row["feature"] for row in printed["correlations"]][:3] == ["length_chars", "length_words", "length_tokens"]
     assert isinstance(printed["length_hacking"], bool)
