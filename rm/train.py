@@ -220,7 +220,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     raw = accelerator.unwrap_model(model)
 
-    curves, best, best_state, stale, step, train_seconds, seen = [], None, None, 0, 0, 0.0, 0
+    curves, best, best_state, best_rewards, stale = [], None, None, None, 0
+    step, train_seconds, seen = 0, 0.0, 0
     bar = tqdm(total=total_steps, desc=f"train{f' member {member}' if config.ensemble > 1 else ''}",
                disable=not config.progress, dynamic_ncols=True)
     for epoch in range(config.epochs):
@@ -244,7 +245,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             train_seconds += time.perf_counter() - t0
             seen += len(idx)
             step += 1
-            hits = ((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).sum().item()
+            hit = (r_c > r_r).float() + 0.5 * (r_c == r_r).float()  # (B,) equal scores count half
+            hits = torch.where(batch["tie"], 0.5, hit).sum().item()  # so do tie labels
             epoch_hits, epoch_n = epoch_hits + hits, epoch_n + len(idx)
             record = {"step": step, "total_steps": total_steps,
                       "epoch": epoch + (step - epoch * steps_per_epoch) / steps_per_epoch,
@@ -272,7 +274,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         tqdm.write(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
                   f"eval loss {m['log_loss']:.4f}", file=sys.stderr)
         if _better(record, best):
-            best, stale = record, 0
+            best, best_rewards, stale = record, (r_c, r_r), 0
             if config.epochs > 1:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in raw.state_dict().items()}
         else:
@@ -291,7 +293,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                "device": str(device), "best_epoch": best["epoch"] if best else None}
     temperature = 1.0
     if eval_data is not None:
-        r_c, r_r = pair_rewards(raw, eval_data, collate, config.eval_batch_size, device, dtype)
+        r_c, r_r = best_rewards  # the kept weights' eval rewards
         ties = [f["tie"] for f in eval_data.features]
         temperature = fit_temperature(r_c, r_r, ties)
         metrics |= {"n_truncated_eval": eval_data.n_truncated, **all_metrics(r_c, r_r, ties, temperature)}
@@ -322,8 +324,9 @@ def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     if config.data is None:
         raise ValueError("TrainConfig.data is required: a label export folder, a JSONL/CSV/Parquet file or a Hub id")
-    if config.ensemble < 1:
-        raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
+    for key in ("ensemble", "epochs", "batch_size", "max_length"):
+        if getattr(config, key) < 1:
+            raise ValueError(f"TrainConfig.{key} must be >= 1, got {getattr(config, key)}")
     with torch_threads(config.num_threads):
         return _train(config, callback)
 

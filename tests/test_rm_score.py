@@ -78,3 +78,26 @@ def test_cli_repeated_rm_is_an_ensemble(ensemble, capsys):
           "--response", "good", "--response", "bad", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert report["rm"] == "member_0+member_1" and all(s > 0 for s in report["std"])
+
+
+def test_scorer_matches_the_trainers_autocast_numerics(ensemble):
+    """Scorer stores Linear weights in the autocast dtype: same rewards as autocast over fp32 weights."""
+    import torch
+
+    from rm.checkpoint import load_rm
+    from rm.device import autocast_dtype, use_attention
+    from rm.formatting import Formatter
+
+    prompts, responses = ["what is two plus one?", "hi"], ["good right answer", "no bad wrong answer"]
+    scorer = load_scorer(ensemble / "member_0", precision="bf16")
+    model = load_rm(ensemble / "member_0")
+    use_attention(model.body, "cpu")
+    enc = Formatter(model.tokenizer, model.max_length).encode(prompts, responses)
+    expected = []
+    for ids, types in zip(enc.input_ids, enc.token_type_ids):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            expected.append(model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long),
+                                  torch.tensor([types])).item())
+    alone = [scorer.score([p], [r]).mean[0] for p, r in zip(prompts, responses)]
+    np.testing.assert_allclose(alone, expected, rtol=1e-6, atol=1e-7)
+    assert autocast_dtype("cpu", "bf16") == scorer.dtype
