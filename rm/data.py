@@ -192,6 +192,11 @@ def _reader_for(path: Path):
     return next((fn for suffix, fn in READERS.items() if path.name.endswith(suffix)), None)
 
 
+def _looks_like_path(src: str) -> bool:
+    """A file name or a path, not a Hub id ('name' or 'owner/name')."""
+    return src.startswith(("/", ".", "~")) or src.count("/") > 1 or _reader_for(Path(src)) is not None
+
+
 def _read_folder(path: Path):
     """A labeling export folder (any format), a `save_to_disk` folder, or a folder of one file."""
     import datasets
@@ -229,6 +234,8 @@ def _raw_rows(src, data_dir: str | None, split: str | None, max_pairs: int | Non
     if path.exists():
         raise DataError(f"{path}: not a preference file I can read; use one of {sorted(READERS)} "
                         "or a folder written by labeling export")
+    if _looks_like_path(str(src)):
+        raise FileNotFoundError(f"{src}: no such file or folder (a Hub dataset id looks like 'owner/name')")
     ds = datasets.load_dataset(str(src), data_dir=data_dir, split=split or "train")  # a Hub id
     return _raw_rows(ds, data_dir, split, max_pairs)[0], str(src), 0
 

@@ -102,3 +102,10 @@ def test_labeling_export_folder(tmp_path, fmt):
     assert ds.to_list() == [{"prompt": "what is two plus two?", "chosen": "four", "rejected": "five",
                              "margin": ds[0]["margin"], "tie": False}]
     assert ds[0]["margin"] > 0  # "clearly" better carries a margin
+
+
+def test_missing_file_is_not_mistaken_for_a_hub_id(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        load_preferences(str(tmp_path / "pairs.jsonll" / "x.jsonl"))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_preferences("pairs.jsonl")
