@@ -114,3 +114,15 @@ def test_decoder_with_chat_template_trains_and_scores(tmp_path):
     assert (config["pooling"], config["layout"]) == ("last", "native")
     scores = load_scorer(out).score(["what is two plus one?"] * 2, ["good right answer", "a much longer bad worse answer"])
     assert scores.mean.shape == (2,) and np.isfinite(scores.mean).all()
+
+
+def test_in_memory_dataset_without_eval_split(tmp_path, setup):
+    import datasets
+
+    backbone, data = setup
+    rows = [json.loads(line) for line in data.read_text().splitlines()][:16]
+    out = train(TrainConfig(data=datasets.Dataset.from_list(rows), out=str(tmp_path / "rm"), backbone=backbone,
+                            eval_fraction=0.0, max_length=32, batch_size=8, progress=False))
+    config = json.loads((out / "rmlab_config.json").read_text())
+    assert config["temperature"] == 1.0 and config["train_config"]["data"].startswith("Dataset(")
+    assert "accuracy" not in json.loads((out / "metrics.json").read_text())
