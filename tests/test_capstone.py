@@ -4,7 +4,6 @@ import json
 import pytest
 
 from analysis.capstone import (
-    CapstoneConfig,
     capstone_cases,
     main,
     preference_rows,
