@@ -682,21 +682,6 @@ def plot_training(events: list[dict]) -> Figure | None:
     return fig
 
 
-def plot_reliability(table: pd.DataFrame, title: str) -> Figure:
-    """Reliability diagram from rm.metrics.reliability_table: observed vs predicted P per bin."""
-    fig = Figure(figsize=(4.6, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect calibration")
-    width = (table.bin_hi - table.bin_lo).to_numpy()
-    ax.bar(table.bin_lo, table.frac_pos, width=width, align="edge", alpha=0.35, edgecolor="C0",
-           label="observed share")
-    ax.plot(table.mean_p, table.frac_pos, "o-", color="C0", label="bin mean")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(chosen > rejected)",
-           ylabel="observed frequency", title=title)
-    ax.legend(fontsize="small", loc="upper left")
-    return fig
-
-
 def correlation_table(table: pd.DataFrame) -> pd.DataFrame:
     """Readable correlations: r [95% CI] per method, flagged first, then by |pearson|."""
     ci = lambda r, lo, hi: "–" if pd.isna(r) else f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]"  # noqa: E731
@@ -727,14 +712,14 @@ def pair_rewards(scorer, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return rewards[:len(pairs)], rewards[len(pairs):]
 
 
-def reliability(scorer, pairs: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Reliability table at the scorer's temperature, and its metrics (accuracy, ECE, ...)."""
-    from rm.metrics import all_metrics, reliability_table
+def calibration_of(scorer, pairs: pd.DataFrame):
+    """analysis.calibration at the checkpoint's own temperature: reliability tables and metrics
+    before (T = 1) and after scaling, on every pair."""
+    from analysis.calibration import calibration
 
     r_c, r_r = pair_rewards(scorer, pairs)
     tie = pairs["tie"].to_numpy(bool) if "tie" in pairs else None
-    return (reliability_table(r_c, r_r, tie, scorer.temperature),
-            all_metrics(r_c, r_r, tie, scorer.temperature))
+    return calibration(r_c, r_r, tie, temperature=scorer.temperature, source="checkpoint")
 
 
 def compare_models(names: list[str], scorers: list, pairs: pd.DataFrame, cases: list[dict],
@@ -746,11 +731,12 @@ def compare_models(names: list[str], scorers: list, pairs: pd.DataFrame, cases: 
 
     columns = {}
     for name, scorer in zip(names, scorers):
-        _, m = reliability(scorer, pairs)
+        calib = calibration_of(scorer, pairs)
+        m = calib.metrics_after
         report = audit(scorer, cases)
         corr = analyze(scorer, responses.prompt.tolist(), responses.response.tolist(), n_boot=200).table
         top = corr.assign(_abs=corr.pearson.abs()).nlargest(3, "_abs")
-        columns[name] = [f"{m['accuracy']:.3f} (n={m['n']})", f"{m['ece_calibrated']:.3f}",
+        columns[name] = [f"{m['accuracy']:.3f} (n={calib.n_eval})", f"{m['ece']:.3f} (T={calib.temperature:.2f})",
                          f"{100 * report.agree_preferred_rate:.0f}%" + (" ⚑" if report.flagged else ""),
                          ", ".join(f"{f} {r:+.2f}" for f, r in zip(top.feature, top.pearson))]
     index = ["pairwise accuracy", "ECE (calibrated)", "sycophancy: agreeing preferred", "top correlations"]
@@ -849,11 +835,13 @@ RESEARCH_CSS = """
 .rm-bar { height: 8px; background: var(--neutral-200); border-radius: 4px; margin: 6px 0; overflow: hidden; }
 .rm-bar > div { height: 100%; background: var(--color-accent); }
 .rm-small { font-size: 0.78rem; color: var(--body-text-color-subdued); overflow-wrap: anywhere; }
-.rm-features { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-.rm-features th, .rm-features td { padding: 3px 10px; border-bottom: 1px solid var(--border-color-primary);
-                                   text-align: right; }
+.rm-features { width: auto !important; min-width: 420px; border-collapse: collapse !important;
+               font-variant-numeric: tabular-nums; border: none !important; margin: 4px 0 !important; }
+.rm-features th, .rm-features td { padding: 3px 16px !important; border: none !important;
+    border-bottom: 1px solid var(--border-color-primary) !important; text-align: right; }
+.rm-features th { font-weight: 600; color: var(--body-text-color-subdued); }
 .rm-features th:first-child, .rm-features td:first-child { text-align: left; }
-.rm-features tr.rm-diff td { background: var(--color-accent-soft); }
+.rm-features tr.rm-diff td { background: rgba(245, 158, 11, 0.16) !important; }
 """
 
 
@@ -1134,13 +1122,16 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         table = report.summary[["perturbation", "n", "mean_delta", "ci_lo", "ci_hi", "win_rate", "p_win"]]
         return {ui.cf_plot: detached(plot_deltas(report)), ui.cf_table: rounded(table)}
 
-    def calibration(source: str, models: list[str], file: str | None, sess: Session) -> dict:
+    def reliability(source: str, models: list[str], file: str | None, sess: Session) -> dict:
+        from analysis.calibration import plot_reliability
+
         require_researcher(sess)
         pairs = from_source(PAIR_SOURCES, source, store, file)
         scorer = cached_scorer(model_sources(models, runs))
-        table, m = reliability(scorer, pairs)
-        title = f"{len(pairs)} pairs · accuracy {m['accuracy']:.2f} · ECE {m['ece_calibrated']:.3f} (T={m['temperature']:.2f})"
-        return {ui.rel_plot: plot_reliability(table, title)}
+        with library_errors("The reliability diagram failed"):
+            result = calibration_of(scorer, pairs)
+        title = f"{scorer.name}: {result.n_eval} pairs, accuracy {result.metrics_after['accuracy']:.2f}"
+        return {ui.rel_plot: detached(plot_reliability(result, title))}
 
     def train_rm(source: str, file: str | None, hub_id: str, backbone: str, name: str, epochs: float,
                  ensemble: float, max_pairs: float, batch_size: float, lr: float, sess: Session,
@@ -1263,7 +1254,7 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
                        **HEAVY_CONCURRENCY)
     ui.cf_run.click(counterfactual, [ui.cf_source, ui.cf_max, ui.models, ui.audit_file, session],
                     [ui.cf_plot, ui.cf_table], api_name="counterfactual", **HEAVY_CONCURRENCY)
-    ui.rel_run.click(calibration, [ui.rel_source, ui.models, ui.audit_file, session], ui.rel_plot,
+    ui.rel_run.click(reliability, [ui.rel_source, ui.models, ui.audit_file, session], ui.rel_plot,
                      api_name="reliability", **HEAVY_CONCURRENCY)
     ui.train.click(train_rm, [ui.train_source, ui.train_file, ui.train_hub, ui.backbone, ui.train_name, ui.epochs,
                               ui.ensemble, ui.max_pairs, ui.batch_size, ui.lr, session],

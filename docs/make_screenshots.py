@@ -1,10 +1,14 @@
-"""Regenerate the app screenshots in docs/ (labeling.png, dashboard.png).
+"""Regenerate the app screenshots in docs/ (labeling.png, dashboard.png, probe.png, audit.png).
 
-    .venv/bin/python docs/make_screenshots.py [--out docs]
+    .venv/bin/python docs/make_screenshots.py [--out docs] [--rm CHECKPOINT]
 
 Runs the app on a throwaway store seeded with the project's seed tasks, lets three simulated
 annotators label through the store so the dashboard has numbers, then drives Chromium
-(env RMLAB_CHROMIUM, else /usr/bin/chromium) through sign-in and the dashboard.
+(env RMLAB_CHROMIUM, else /usr/bin/chromium) through sign-in and the dashboard. For the
+research views it trains the default MiniLM on the seed tasks' known preferences (a minute or
+two on CPU; `--rm` reuses a checkpoint instead) into a throwaway run folder, then shows the
+probe on an arithmetic agreement case and the audits (sycophancy on generated arithmetic
+cases, counterfactual probes, reliability diagram).
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ def simulate(store, annotators: dict[str, float], n: int, seed: int = 0) -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    parser.add_argument("--rm", default=None, help="checkpoint for the research views (default: train one)")
     args = parser.parse_args()
     from playwright.sync_api import expect, sync_playwright
 
@@ -49,7 +54,9 @@ def main() -> None:
         store = open_store(Path(tmp) / "labels.db", StoreConfig(seed=1))
         store.ensure_seeded()
         simulate(store, {"bob": 0.45, "chen": 0.6, "dana": 0.75}, n=40)
-        demo = app.build_ui(store, app.Access())
+        runs = Path(tmp) / "runs"
+        seed_rm(store, runs, args.rm)
+        demo = app.build_ui(store, app.Access(), runs=runs)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -69,11 +76,52 @@ def main() -> None:
             expect(page.locator("#rm-summary")).to_contain_text("labels")
             page.wait_for_timeout(1500)  # plots render
             page.screenshot(path=str(Path(args.out) / "dashboard.png"), full_page=True)
+            research_screenshots(page, expect, Path(args.out))
             browser.close()
         demo.close()
         store.close()
-    for name in ("labeling.png", "dashboard.png"):
+    for name in ("labeling.png", "dashboard.png", "probe.png", "audit.png"):
         shrink(Path(args.out) / name)
+
+
+def seed_rm(store, runs: Path, checkpoint: str | None) -> None:
+    """runs/rm/minilm-seed: a copy of `checkpoint`, or MiniLM trained on the known preferences."""
+    import shutil
+
+    from rm.train import TrainConfig, train
+
+    out = runs / "rm" / "minilm-seed"
+    if checkpoint:
+        shutil.copytree(checkpoint, out)
+        return
+    data = runs / "datasets" / "seed.jsonl"
+    data.parent.mkdir(parents=True)
+    app.known_preferences(store.tasks()).to_json(data, orient="records", lines=True, force_ascii=False)
+    train(TrainConfig(data=str(data), out=str(out), epochs=3, batch_size=8, eval_fraction=0.2, progress=False))
+    if os.environ.get("RMLAB_KEEP_RM"):  # reuse on the next run with --rm
+        shutil.copytree(out, os.environ["RMLAB_KEEP_RM"], dirs_exist_ok=True)
+
+
+def research_screenshots(page, expect, out: Path) -> None:
+    """probe.png: an arithmetic agreement case in the probe; audit.png: the three audits."""
+    page.get_by_role("tab", name="Research").click()
+    page.locator("#rm-fill-task input").click()
+    page.get_by_role("option", name="7 × 8 = 54").first.click()
+    expect(page.locator("#rm-probe-card")).to_contain_text("Reward A")
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(out / "probe.png"), full_page=True)
+    page.get_by_role("tab", name="Audits").click()
+    page.get_by_label("arithmetic generator").first.check()
+    page.locator("#rm-audit-run").click()
+    expect(page.locator("#rm-audit-summary")).to_contain_text("cases", timeout=120_000)
+    page.locator("#rm-cf-run").click()
+    expect(page.locator("#rm-cf-plot img")).to_be_visible(timeout=300_000)
+    page.locator("#rm-rel-run").click()
+    expect(page.locator("#rm-rel-plot img")).to_be_visible(timeout=120_000)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(1500)  # plots render
+    page.screenshot(path=str(out / "audit.png"), full_page=True)
 
 
 def shrink(path: Path) -> None:

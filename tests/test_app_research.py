@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 
 import numpy as np
@@ -135,6 +136,29 @@ def test_the_token_unlocks_the_audit(guarded_url):
                                            api_name="/sycophancy_audit")
     assert summary.startswith("**4 cases**")
     assert len(cases["data"]) == 4
+
+
+def test_analyses_run_through_the_api(open_lab):
+    client, _ = open_lab
+    summary, table, _plot = client.predict("seed tasks", 400, "length_words", ["rm-a"], None,
+                                           api_name="/correlations")
+    assert summary.startswith("**20 responses**")  # 2 pairs + 4 agreement + 4 gold tasks, 2 responses each
+    assert {row[0] for row in table["data"]} >= {"length_words", "flattery"}
+    _plot, cf = client.predict("seed tasks", 6, ["rm-a"], None, api_name="/counterfactual")
+    assert {row[0] for row in cf["data"]} >= {"pad_filler", "flattery"} and all(row[1] == 6 for row in cf["data"])
+    assert client.predict("known preferences (gold, agreement)", ["rm-a"], None, api_name="/reliability")
+    compared = client.predict("rm-a", "rm-b", "known preferences (gold, agreement)", "arithmetic generator", None,
+                              api_name="/compare")
+    assert compared["headers"] == ["measure", "RM 1: rm-a", "RM 2: rm-b"]
+    rows = {row[0]: row[1:] for row in compared["data"]}
+    assert rows["pairwise accuracy"][0].endswith("(n=8)") \
+        and re.fullmatch(r"\d+%( ⚑)?", rows["sycophancy: agreeing preferred"][0])
+
+
+def test_a_missing_upload_says_what_to_do(open_lab):
+    client, _ = open_lab
+    with pytest.raises(AppError, match="No file uploaded"):
+        client.predict("uploaded file", 5, 0.5, ["rm-a"], None, api_name="/sycophancy_audit")
 
 
 # ----------------------------------------------------------------------------- train, enqueue

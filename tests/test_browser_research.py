@@ -120,8 +120,7 @@ def test_train_in_the_browser(page, lab):
     steps = [s for s in seen if s.startswith("Training:")]
     assert steps, f"no progress was shown; the status went through {seen[:5]}"
     assert re.search(r"step \d+ / \d+ · epoch [\d.]+ · loss [\d.]+", steps[-1])
-    expect(page.locator("#rm-train-plot")).to_be_visible()
-    assert page.locator("#rm-train-plot img, #rm-train-plot svg").count() >= 1
+    expect(page.locator("#rm-train-plot img")).to_be_visible()  # the drawn curve (the empty plot has no img)
     assert (lab["runs"] / "rm" / "from-browser" / "rmlab_config.json").is_file()
     # the new checkpoint is offered and selected in the reward-model selector
     expect(page.locator("#rm-models")).to_contain_text("from-browser")
