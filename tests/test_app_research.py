@@ -155,6 +155,18 @@ def test_analyses_run_through_the_api(open_lab):
         and re.fullmatch(r"\d+%( ⚑)?", rows["sycophancy: agreeing preferred"][0])
 
 
+def test_goodhart_runs_then_replots_from_the_cache(open_lab, lab):
+    client, _ = open_lab
+    args = ("arithmetic", [], "arithmetic", 2, 4, 4, 1.0, 0.5, lab["policy"], ["rm-a"])
+    summary, _plot, fits = client.predict(*args, api_name="/goodhart")
+    assert summary.startswith("2 prompts × N=4 samples (sampled and cached")
+    assert [row[0] for row in fits["data"]][:2] == ["proxy", "kl_penalised"]
+    assert "conservative (skipped" in fits["data"][-1][0]  # a single proxy has no ensemble
+    assert len(list((lab["runs"] / "goodhart").glob("*.parquet"))) == 1
+    again, _plot, _fits = client.predict(*args[:-1], ["rm-a", "rm-b"], api_name="/goodhart")
+    assert again.startswith("2 prompts × N=4 samples (read from the cache")
+
+
 def test_a_missing_upload_says_what_to_do(open_lab):
     client, _ = open_lab
     with pytest.raises(AppError, match="No file uploaded"):
