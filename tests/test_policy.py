@@ -48,8 +48,10 @@ def test_chat_text_uses_template_and_system(tiny):
 
 
 @pytest.mark.parametrize("early_stop", [False, True])
-def test_greedy_matches_transformers_generate(tiny, early_stop):
+@pytest.mark.parametrize("prune_share", [0.125, 1.0])  # drop finished rows at once / keep them to the end
+def test_greedy_matches_transformers_generate(tiny, early_stop, prune_share, monkeypatch):
     """Shared prefill, cache gather to n rows and row dropping give `model.generate`'s tokens."""
+    monkeypatch.setattr(P, "PRUNE_SHARE", prune_share)
     tok = tiny.tokenizer
     texts = [P.chat_text(tok, p) for p in PROMPTS]  # different lengths -> left padding
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
