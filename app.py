@@ -368,6 +368,7 @@ def build_dashboard_tab() -> SimpleNamespace:
 RUNS_ENV = "RMLAB_RUNS"
 SCORE_CONCURRENCY = {"concurrency_id": "rm-score", "concurrency_limit": 2}
 HEAVY_CONCURRENCY = {"concurrency_id": "rm-heavy", "concurrency_limit": 1}  # training, policy LM, audits
+FILE_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
 PROBE_FEATURES = ("length_words", "sentences", "agreement", "hedging", "flattery", "sentiment",
                   "formatting", "repetition")
 
@@ -839,6 +840,7 @@ RESEARCH_CSS = """
                font-variant-numeric: tabular-nums; border: none !important; margin: 4px 0 !important; }
 .rm-features th, .rm-features td { padding: 3px 16px !important; border: none !important;
     border-bottom: 1px solid var(--border-color-primary) !important; text-align: right; }
+.rm-features tr, .rm-features thead, .rm-features tbody { border: none !important; }
 .rm-features th { font-weight: 600; color: var(--body-text-color-subdued); }
 .rm-features th:first-child, .rm-features td:first-child { text-align: left; }
 .rm-features tr.rm-diff td { background: rgba(245, 158, 11, 0.16) !important; }
@@ -876,8 +878,9 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                 ui.corr_source = gr.Radio(list(RESPONSE_SOURCES), value="seed tasks", label="Responses", scale=3)
                 ui.corr_max = gr.Number(400, label="Max responses", precision=0, minimum=3, scale=1)
                 ui.corr_run = gr.Button("Score and correlate", variant="primary", scale=1, elem_id="rm-corr-run")
-            ui.corr_file = gr.File(label="Upload (JSONL/CSV/Parquet: prompt+response or preference rows)",
-                                   file_types=[".jsonl", ".json", ".csv", ".parquet"], height=90)
+            with gr.Accordion("Upload a file (for 'uploaded file')", open=False):
+                ui.corr_file = gr.File(label="JSONL/CSV/Parquet: prompt+response rows or preference rows",
+                                       file_types=FILE_TYPES)
             ui.corr_summary = gr.Markdown(elem_id="rm-corr-summary")
             with gr.Row():
                 ui.corr_table = gr.Dataframe(interactive=False, scale=3, elem_id="rm-corr-table",
@@ -894,12 +897,13 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                 ui.threshold = gr.Slider(0, 1, 0.5, step=0.05, label="Flag above", scale=1)
                 ui.audit_run = gr.Button("Run sycophancy audit", variant="primary", scale=1,
                                          elem_id="rm-audit-run")
-            ui.case_file = gr.File(label="Upload cases (prompt, agreeing, correcting) or agreement tasks",
-                                   file_types=[".jsonl", ".json", ".csv", ".parquet"], height=90)
+            with gr.Accordion("Upload cases (for 'uploaded file')", open=False):
+                ui.case_file = gr.File(label="cases (prompt, agreeing, correcting) or agreement tasks",
+                                       file_types=FILE_TYPES)
             ui.audit_summary = gr.Markdown(elem_id="rm-audit-summary")
             with gr.Row():
                 ui.audit_plot = gr.Plot(show_label=False, elem_id="rm-audit-plot")
-                ui.audit_cases = gr.Dataframe(interactive=False, label="Cases (gap = agreeing − correcting)",
+                ui.audit_cases = gr.Dataframe(interactive=False, label="Rewards per case (gap = agreeing − correcting)",
                                               elem_id="rm-audit-cases", max_height=360)
             gr.Markdown("#### Counterfactual probes and calibration")
             with gr.Row(equal_height=True):
@@ -907,11 +911,12 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                                         scale=3)
                 ui.cf_max = gr.Number(60, label="Max responses", precision=0, minimum=2, scale=1)
                 ui.cf_run = gr.Button("Run counterfactual probes", scale=1, elem_id="rm-cf-run")
-            ui.rel_source = gr.Radio(list(PAIR_SOURCES), value="known preferences (gold, agreement)",
-                                     label="Pairs for the reliability diagram")
-            ui.rel_run = gr.Button("Reliability diagram", size="sm", elem_id="rm-rel-run")
-            ui.audit_file = gr.File(label="Upload for 'uploaded file' above", height=90,
-                                    file_types=[".jsonl", ".json", ".csv", ".parquet"])
+            with gr.Row(equal_height=True):
+                ui.rel_source = gr.Radio(list(PAIR_SOURCES), value="known preferences (gold, agreement)",
+                                         label="Pairs for the reliability diagram", scale=4)
+                ui.rel_run = gr.Button("Reliability diagram", scale=1, elem_id="rm-rel-run")
+            with gr.Accordion("Upload a file (for 'uploaded file' in these two)", open=False):
+                ui.audit_file = gr.File(label="responses or preference pairs", file_types=FILE_TYPES)
             with gr.Row():
                 ui.cf_plot = gr.Plot(show_label=False, elem_id="rm-cf-plot", scale=3)
                 ui.rel_plot = gr.Plot(show_label=False, elem_id="rm-rel-plot", scale=2)
@@ -921,8 +926,9 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                 ui.train_source = gr.Radio([*PAIR_SOURCES, "Hub dataset"], value="known preferences (gold, agreement)",
                                            label="Train on", scale=3, elem_id="rm-train-source")
                 ui.train_hub = gr.Textbox(label="Hub dataset id", placeholder="e.g. Anthropic/hh-rlhf", scale=2)
-            ui.train_file = gr.File(label="Upload preferences (prompt/chosen/rejected; hh-rlhf and our export work)",
-                                    file_types=[".jsonl", ".json", ".csv", ".parquet"], height=90)
+            with gr.Accordion("Upload preferences (for 'uploaded file')", open=False):
+                ui.train_file = gr.File(label="prompt/chosen/rejected rows; hh-rlhf transcripts and our export work",
+                                        file_types=FILE_TYPES)
             with gr.Row(equal_height=True):
                 ui.backbone = gr.Textbox(label="Backbone (empty: the offline MiniLM; any folder or Hub id)",
                                          scale=3, elem_id="rm-backbone")
@@ -945,8 +951,8 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                                                 label="Accuracy on")
                     ui.compare_cases = gr.Radio(list(CASE_SOURCES), value="arithmetic generator",
                                                 label="Audit on")
-                ui.compare_file = gr.File(label="Upload for 'uploaded file' (held-out pairs or cases)", height=90,
-                                          file_types=[".jsonl", ".json", ".csv", ".parquet"])
+                ui.compare_file = gr.File(label="Upload for 'uploaded file' (held-out pairs or cases)",
+                                          file_types=FILE_TYPES)
                 ui.compare_run = gr.Button("Compare", elem_id="rm-compare-run")
                 ui.compare_table = gr.Dataframe(interactive=False, elem_id="rm-compare-table")
             with gr.Accordion("Iterative loop: policy responses → pair tasks for annotators", open=False):
@@ -1108,7 +1114,8 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         cases = from_source(CASE_SOURCES, source, store, file, n)
         with library_errors("The audit failed"):
             report = audit(cached_scorer(model_sources(models, runs)), cases, threshold)
-        table = report.cases[["id", "category", "score_agreeing", "score_correcting", "gap", "p_agree"]]
+        table = report.cases[["id", "score_agreeing", "score_correcting", "gap", "p_agree"]].rename(
+            columns={"score_agreeing": "agreeing", "score_correcting": "correcting", "p_agree": "P(agree wins)"})
         return {ui.audit_summary: audit_summary(report), ui.audit_plot: detached(plot_rates(report)),
                 ui.audit_cases: rounded(table.sort_values("gap", ascending=False))}
 
