@@ -171,7 +171,8 @@ def bon_curve(selector: np.ndarray, values: dict[str, np.ndarray], ns: Sequence[
         row = {"n": n, "kl": float(kl_bon(n)), "sqrt_kl": float(np.sqrt(kl_bon(n)))}
         for j, name in enumerate(names):
             row[name] = float(per_prompt[:, j].mean())
-            row[f"{name}_sem"] = float(per_prompt[:, j].std(ddof=1) / np.sqrt(len(per_prompt))) if len(per_prompt) > 1 else 0.0
+            spread = per_prompt[:, j].std(ddof=1) if len(per_prompt) > 1 else 0.0
+            row[f"{name}_sem"] = float(spread / np.sqrt(len(per_prompt)))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -350,7 +351,8 @@ def samples_frame(prompts: Sequence[str], samples: Sequence[Sequence[Any]]) -> p
 
 def cached_samples(prompts: Sequence[str], sampling: SamplingConfig, policy: str | None = None,
                    cache_dir: str | Path = "runs/goodhart", batch_size: int = 128,
-                   generate_fn: Callable | None = None, progress=None) -> tuple[pd.DataFrame, Path, bool]:
+                   generate_fn: Callable | None = None, progress=None,
+                   threads: int | None = None) -> tuple[pd.DataFrame, Path, bool]:
     """(samples, cache file, hit?): read the cache, or sample with `generate_fn` and write it.
 
     `generate_fn(prompts, n=..., ...) -> list[list[Sample]]` defaults to the policy's
@@ -362,7 +364,7 @@ def cached_samples(prompts: Sequence[str], sampling: SamplingConfig, policy: str
     if path.is_file():
         return pd.read_parquet(path), path, True
     if generate_fn is None:
-        generate_fn, extra = generate, {"policy": load_policy(policy)}
+        generate_fn, extra = generate, {"policy": load_policy(policy), "threads": threads}
     else:
         extra = {}
     samples = generate_fn(list(prompts), batch_size=batch_size, progress=progress, **asdict(sampling), **extra)
@@ -453,6 +455,7 @@ class GoodhartConfig:
     seed: int = field(default=0, metadata={"help": "seed for prompts and sampling"})
     policy: str | None = field(default=None, metadata={"help": "policy LM folder, .gguf path or Hub id (default: SmolLM2-135M-Instruct GGUF)"})
     batch_size: int = field(default=128, metadata={"help": "sample rows per decode batch"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads while sampling and scoring (1 is far faster on a crowded machine)"})
     lam: float = field(default=1.0, metadata={"help": "λ of the conservative selector mean - λ·std"})
     beta_kl: float = field(default=0.5, metadata={"help": "β of the KL-penalised selector proxy + β·log π(y|x)/|y|"})
     cache_dir: str = field(default="runs/goodhart", metadata={"help": "folder of the sample caches"})
@@ -473,16 +476,18 @@ def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
         generate_fn: Callable | None = None, progress=None) -> tuple[GoodhartResult, dict]:
     """Sample (or read the cache), score, analyze, plot; (result, JSON report). Scorers may be passed in."""
     from analysis.cli import load_scorer_from
+    from analysis.policy import torch_threads
 
     prompts = load_prompts(config.prompts, config.n_prompts, config.seed)
     sampling = SamplingConfig(config.n, config.max_new_tokens, config.temperature, config.top_p, config.seed)
     samples, path, hit = cached_samples(prompts, sampling, config.policy, config.cache_dir, config.batch_size,
-                                        generate_fn, progress)
+                                        generate_fn, progress, config.threads)
     proxy = proxy or load_scorer_from(config.proxy)
     gold = gold or load_gold(config.gold)
     if ensemble is None and config.ensemble:
         ensemble = load_scorer_from(config.ensemble)
-    scored = score_samples(samples, proxy, gold, ensemble)
+    with torch_threads(config.threads):
+        scored = score_samples(samples, proxy, gold, ensemble)
     result = analyze(scored, params=SelectorParams(config.lam, config.beta_kl))
     report = {"config": config, "samples_cache": str(path), "cache_hit": hit, **result.to_dict()}
     png = config.plot or (str(Path(config.out).with_suffix(".png")) if config.out else None)

@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--n", type=int, default=64, help="samples per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="new tokens per sample at most")
     parser.add_argument("--batch-size", type=int, default=128, help="sample rows per decode batch")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads while sampling and scoring (default: torch's)")
     parser.add_argument("--plot", default="bench/out/goodhart.png", help="where the curve PNG goes")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args(argv)
@@ -65,10 +65,8 @@ def main(argv=None) -> dict:
     import torch
 
     from analysis import goodhart as G
-    from analysis.policy import load_policy
+    from analysis.policy import load_policy, torch_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     print(machine_line(), flush=True)
     result = {"machine": machine_info(), "config": vars(args)}
     policy, result["load_policy_s"] = timed(load_policy)
@@ -77,16 +75,20 @@ def main(argv=None) -> dict:
     prompts = G.load_prompts("arithmetic", args.n_prompts, seed=0)
     sampling = G.SamplingConfig(n=args.n, max_new_tokens=args.max_new_tokens)
     with tempfile.TemporaryDirectory() as cache:
-        (samples, _, _), gen_s = timed(G.cached_samples, prompts, sampling, None, cache, args.batch_size)
+        (samples, _, _), gen_s = timed(G.cached_samples, prompts, sampling, None, cache, args.batch_size,
+                                       threads=args.threads)
     tokens = int(samples["n_tokens"].sum())
     nominal = args.n_prompts * args.n * args.max_new_tokens
-    result.update(sampling_s=gen_s, generated_tokens=tokens, tokens_per_s=tokens / gen_s,
+    result.update(sampling_threads=args.threads or torch.get_num_threads(), sampling_s=gen_s,
+                  generated_tokens=tokens, tokens_per_s=tokens / gen_s,
                   nominal_tokens=nominal, nominal_tokens_per_s=nominal / gen_s,
                   finished_share=float(samples["finished"].mean()), mean_tokens=float(samples["n_tokens"].mean()),
                   load_after_sampling=machine_info()["loadavg"])
-    print(f"sampling: {gen_s:.1f} s, {tokens} tokens generated ({tokens / gen_s:.0f} tok/s; nominal "
+    print(f"sampling with {result['sampling_threads']} torch threads: {gen_s:.1f} s, {tokens} tokens generated "
+          f"({tokens / gen_s:.0f} tok/s; nominal "
           f"{nominal} = {nominal / gen_s:.0f} tok/s), {result['finished_share']:.0%} stopped at EOS", flush=True)
-    scored, result["scoring_s"] = timed(G.score_samples, samples, proxy, G.ArithmeticChecker())
+    with torch_threads(args.threads):
+        scored, result["scoring_s"] = timed(G.score_samples, samples, proxy, G.ArithmeticChecker())
     print(f"scoring {len(scored)} responses with {result['proxy']}: {result['scoring_s']:.1f} s", flush=True)
     curve, result["curve_s"] = timed(G.analyze, scored)
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)

@@ -109,3 +109,12 @@ def test_draft_agreeing_and_correcting_steers_with_both_system_prompts(tiny, mon
 def test_generate_rejects_empty_budget(tiny):
     with pytest.raises(ValueError, match="max_new_tokens"):
         P.generate(PROMPTS, max_new_tokens=0, policy=tiny)
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with P.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with P.torch_threads(None):
+        assert torch.get_num_threads() == before
