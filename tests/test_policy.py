@@ -11,6 +11,13 @@ from rm.testing import tiny_decoder
 PROMPTS = ["what is two plus two", "say yes"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine a second thread stalls them."""
+    with P.torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> P.Policy:
     folder = tiny_decoder(tmp_path_factory.mktemp("policy"))
@@ -113,8 +120,8 @@ def test_generate_rejects_empty_budget(tiny):
 
 def test_torch_threads_sets_and_restores():
     before = torch.get_num_threads()
-    with P.torch_threads(1):
-        assert torch.get_num_threads() == 1
+    with P.torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
     assert torch.get_num_threads() == before
     with P.torch_threads(None):
         assert torch.get_num_threads() == before
