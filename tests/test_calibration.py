@@ -10,7 +10,6 @@ from analysis_support import WordCountScorer, tiny_rm
 from rm import metrics as M
 
 
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny models gain nothing from threads, and on a shared machine a second thread stalls them."""
@@ -18,6 +17,7 @@ def one_thread():
 
     with torch_threads(1):
         yield
+
 
 def overconfident(n=4000, scale=3.0, seed=0):
     """Pairs whose true log-odds z ~ N(0, 1.5²) but whose reward gap is scale·z (true T = scale)."""

@@ -13,7 +13,6 @@ from analysis_support import WordCountScorer, tiny_rm
 from rm.score import Scores
 
 
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny models gain nothing from threads, and on a shared machine a second thread stalls them."""
@@ -21,6 +20,7 @@ def one_thread():
 
     with torch_threads(1):
         yield
+
 
 def brute_force_bon(selector, values, n):
     """Average over every n-subset of the value of its max-selector item (ties: mean of the tied)."""
