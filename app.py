@@ -50,7 +50,7 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from labeling import stats
-from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export
+from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export, known_preferences, to_dataset
 from labeling.store import Store, open_store
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -488,18 +488,7 @@ def probe_texts(task, shuffle: bool, rng: np.random.Generator) -> tuple[str, str
     return task.prompt, task.responses[first], task.responses[second], note
 
 
-KNOWN_WINNER = {  # task kind -> index of the response known to be better
-    "gold": lambda task: task.better,
-    "agreement": lambda task: 1 - task.agreeing,
-}
-
-
-def known_preferences(tasks) -> pd.DataFrame:
-    """prompt/chosen/rejected rows from tasks with a known answer (gold: `better`; agreement: correcting)."""
-    rows = [{"prompt": t.prompt, "chosen": t.responses[KNOWN_WINNER[t.kind](t)],
-             "rejected": t.responses[1 - KNOWN_WINNER[t.kind](t)], "margin": 0.0, "tie": False}
-            for t in tasks if t.kind in KNOWN_WINNER]
-    return pd.DataFrame(rows, columns=["prompt", "chosen", "rejected", "margin", "tie"])
+PAIR_COLUMNS = ["prompt", "chosen", "rejected", "margin", "tie"]
 
 
 def _uploaded(file: str | None) -> str:
@@ -508,13 +497,15 @@ def _uploaded(file: str | None) -> str:
     return file
 
 
-def _label_pairs(store: Store, file: str | None) -> pd.DataFrame:
-    from labeling.export import to_dataset
+def _known_pairs(store: Store, file: str | None) -> pd.DataFrame:
+    return known_preferences(store.tasks()).to_pandas()[PAIR_COLUMNS]
 
+
+def _label_pairs(store: Store, file: str | None) -> pd.DataFrame:
     pairs = to_dataset(store).to_pandas()
     if pairs.empty:
         raise gr.Error("No labels collected yet: label a few tasks, or choose the tasks' known preferences.")
-    return pairs[["prompt", "chosen", "rejected", "margin", "tie"]]
+    return pairs[PAIR_COLUMNS]
 
 
 def _file_pairs(store: Store, file: str | None) -> pd.DataFrame:
@@ -524,7 +515,7 @@ def _file_pairs(store: Store, file: str | None) -> pd.DataFrame:
 
 
 PAIR_SOURCES = {  # name -> (store, uploaded file) -> prompt/chosen/rejected/margin/tie rows
-    "known preferences (gold, agreement)": lambda store, file: known_preferences(store.tasks()),
+    "known preferences (gold, agreement)": _known_pairs,
     "collected labels": _label_pairs,
     "uploaded file": _file_pairs,
 }
@@ -761,8 +752,7 @@ def training_data(source: str, store: Store, file: str | None, hub_id: str, targ
     if len(pairs) < 2:
         raise gr.Error(f"{source} gives only {len(pairs)} preference pair(s); training needs at least 2.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    pairs[["prompt", "chosen", "rejected", "margin", "tie"]].to_json(target, orient="records", lines=True,
-                                                                     force_ascii=False)
+    pairs[PAIR_COLUMNS].to_json(target, orient="records", lines=True, force_ascii=False)
     return str(target)
 
 

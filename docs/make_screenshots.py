@@ -96,7 +96,7 @@ def seed_rm(store, runs: Path, checkpoint: str | None) -> None:
         return
     data = runs / "datasets" / "seed.jsonl"
     data.parent.mkdir(parents=True)
-    app.known_preferences(store.tasks()).to_json(data, orient="records", lines=True, force_ascii=False)
+    app.known_preferences(store.tasks()).to_json(data, force_ascii=False)  # JSON lines
     train(TrainConfig(data=str(data), out=str(out), epochs=3, batch_size=8, eval_fraction=0.2, progress=False))
     if os.environ.get("RMLAB_KEEP_RM"):  # reuse on the next run with --rm
         shutil.copytree(out, os.environ["RMLAB_KEEP_RM"], dirs_exist_ok=True)

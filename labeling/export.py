@@ -12,12 +12,15 @@ majority winner); tie, both_bad (bool); annotator (majority: sorted names joined
 task_id, task_kind, category; pair_index (which pairing of the task); shown_order (per label:
 letters as shown, e.g. "ba"; majority: the pairing's letters, e.g. "ca"); n_labels (1 per
 label; the group size for majority); created_at (UTC ISO; majority: the latest label).
+
+`known_preferences(tasks)` gives rows in the same schema without any labels: the tasks whose
+better response is known (gold: `better`; agreement: the correcting response).
 """
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from labeling.store import MARGINS, STRENGTHS, Store
+from labeling.tasks import Task
 
 FEATURES = datasets.Features({
     "prompt": datasets.Value("string"),
@@ -110,11 +114,45 @@ def preference_rows(labels: pd.DataFrame, aggregate: str = "none") -> list[dict]
     return AGGREGATORS[aggregate](labels)
 
 
-def to_dataset(store: Store, aggregate: str = "none") -> datasets.Dataset:
-    """The store's labels as a `datasets.Dataset` with FEATURES (also when there are none)."""
-    rows = preference_rows(store.labels(), aggregate)
+def as_dataset(rows: list[dict]) -> datasets.Dataset:
+    """Preference rows -> a `datasets.Dataset` with FEATURES (also when there are none)."""
     return datasets.Dataset.from_list(rows, features=FEATURES) if rows else \
         datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+
+
+def to_dataset(store: Store, aggregate: str = "none") -> datasets.Dataset:
+    """The store's labels as a `datasets.Dataset` with FEATURES (also when there are none)."""
+    return as_dataset(preference_rows(store.labels(), aggregate))
+
+
+KNOWN_WINNER: dict[str, Callable[[Task], int]] = {  # task kind -> index of the better response
+    "gold": lambda task: task.better,
+    "agreement": lambda task: 1 - task.agreeing,
+}
+
+
+def known_preference_rows(tasks: Iterable[Task]) -> list[dict]:
+    """One preference row (FEATURES) per task with a known answer; other kinds are left out.
+
+    No one labelled these rows: margin 0.0, annotator and created_at None, n_labels 0, and
+    shown_order is the pairing's own letters ("ab").
+    """
+    rows = []
+    for t in tasks:
+        if t.kind not in KNOWN_WINNER:
+            continue
+        winner = KNOWN_WINNER[t.kind](t)
+        rows.append({"prompt": t.prompt, "chosen": t.responses[winner], "rejected": t.responses[1 - winner],
+                     "margin": 0.0, "tie": False, "both_bad": False, "annotator": None, "task_id": t.id,
+                     "task_kind": t.kind, "category": t.category, "pair_index": 0, "shown_order": "ab",
+                     "n_labels": 0, "created_at": None})
+    return rows
+
+
+def known_preferences(tasks: Iterable[Task]) -> datasets.Dataset:
+    """Gold tasks (`better` chosen) and agreement tasks (the correcting response chosen) as a
+    preference dataset with FEATURES, in task order."""
+    return as_dataset(known_preference_rows(tasks))
 
 
 # ---------------------------------------------------------------- writing to disk
@@ -188,7 +226,6 @@ def load_export(folder: str | Path) -> datasets.Dataset:
     if (folder / DATA_FILES["jsonl"]).is_file():
         with (folder / DATA_FILES["jsonl"]).open(encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        return datasets.Dataset.from_list(rows, features=FEATURES) if rows else \
-            datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+        return as_dataset(rows)
     raise FileNotFoundError(f"{folder} holds no export (no state.json, "
                             f"{DATA_FILES['parquet']} or {DATA_FILES['jsonl']})")

@@ -3,10 +3,12 @@ import json
 
 import pytest
 
-from labeling.export import (FEATURES, ExportConfig, export, load_export, preference_rows,
-                             to_dataset)
+from labeling.export import (FEATURES, ExportConfig, export, known_preferences, load_export,
+                             preference_rows, to_dataset)
 from labeling.store import MARGINS, Store, StoreConfig
+from labeling.tasks import Task
 from labeling.testing import tiny_tasks
+
 
 @pytest.fixture
 def store(tmp_path):
@@ -97,6 +99,26 @@ def test_majority_collapses_each_pairing(labeled):
     r = rows[("triad-0", 2)]
     assert (r["tie"], r["shown_order"], r["chosen"], r["rejected"]) == (
         True, "ca", "triad-0 response c", "triad-0 response a")
+
+
+def test_known_preferences_choose_gold_better_and_the_correcting_response():
+    tasks = [Task("g", "gold", "p1", ("worse", "better"), better=1, category="math"),
+             Task("a", "agreement", "p2", ("agrees", "corrects"), agreeing=0),
+             Task("b", "agreement", "p3", ("corrects", "agrees"), agreeing=1),
+             Task("p", "pair", "p4", ("x", "y")),
+             Task("t", "triad", "p5", ("x", "y", "z"))]
+    ds = known_preferences(tasks)
+    assert ds.features == FEATURES
+    unlabelled = {"margin": 0.0, "tie": False, "both_bad": False, "annotator": None, "pair_index": 0,
+                  "shown_order": "ab", "n_labels": 0, "created_at": None}
+    assert ds.to_list() == [
+        {"prompt": "p1", "chosen": "better", "rejected": "worse", "task_id": "g", "task_kind": "gold",
+         "category": "math", **unlabelled},
+        {"prompt": "p2", "chosen": "corrects", "rejected": "agrees", "task_id": "a", "task_kind": "agreement",
+         "category": None, **unlabelled},
+        {"prompt": "p3", "chosen": "corrects", "rejected": "agrees", "task_id": "b", "task_kind": "agreement",
+         "category": None, **unlabelled}]
+    assert len(known_preferences(tasks[3:])) == 0 and known_preferences([]).features == FEATURES
 
 
 def test_unknown_aggregate_or_format_is_rejected(labeled, tmp_path):
