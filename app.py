@@ -380,17 +380,6 @@ def resolve_runs(runs: str | Path | None = None) -> Path:
     return Path(runs or os.environ.get(RUNS_ENV) or RUNS)
 
 
-def list_checkpoints(runs: Path) -> list[tuple[str, str]]:
-    """(name, path) of every checkpoint folder in runs/rm, single or ensemble, newest first."""
-    from rm.checkpoint import CONFIG_FILE
-    from rm.score import ENSEMBLE_FILE
-
-    root = runs / "rm"
-    found = [p for p in root.iterdir() if p.is_dir() and
-             ((p / CONFIG_FILE).is_file() or (p / ENSEMBLE_FILE).is_file())] if root.is_dir() else []
-    return [(p.name, str(p)) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
-
-
 def _stamp(src: str) -> float:
     """mtime of a local checkpoint (so a retrained folder is reloaded); 0 for a Hub id."""
     path = Path(src)
@@ -430,6 +419,8 @@ def selected_models(selection: list[str] | str | None) -> list[str]:
 
 def model_sources(selection: list[str] | str | None, runs: Path) -> list[str]:
     """Selected models as loadable sources: a checkpoint name in runs/rm becomes its folder."""
+    from rm.checkpoint import list_checkpoints
+
     known = dict(list_checkpoints(runs))
     return [known.get(name, name) for name in selected_models(selection)]
 
@@ -441,6 +432,8 @@ def api_models(model: str, access: Access, runs: Path) -> list[str]:
     Any other path or Hub id only on an open (local) run: a public caller must not make the
     server load arbitrary files or download models.
     """
+    from rm.checkpoint import list_checkpoints
+
     known = dict(list_checkpoints(runs))
     names = selected_models(model) or list(known)[:1]
     if not names:
@@ -841,6 +834,8 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                        runs: Path | None = None) -> SimpleNamespace:
     """The researcher playground: a shared RM selector, then Probe, Correlations, Audits, Train
     and Goodhart. Lays out and wires its own events; returns the components (tests use them)."""
+    from rm.checkpoint import list_checkpoints
+
     runs = resolve_runs(runs)
     ui = SimpleNamespace()
     checkpoints = list_checkpoints(runs)
@@ -1033,6 +1028,8 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
     selectors = [ui.models, ui.compare_a, ui.compare_b, g.gold, g.ensemble]
 
     def selector_choices(select: str | None = None) -> dict:
+        from rm.checkpoint import list_checkpoints
+
         found = list_checkpoints(runs)
         out = {c: gr.Dropdown(choices=found) for c in selectors}
         out[g.gold] = gr.Dropdown(choices=[("arithmetic checker", "arithmetic"), *found])

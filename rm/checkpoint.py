@@ -7,6 +7,8 @@ Layouts (recorded as `layout` in rmlab_config.json):
 - "backbone+head": pooling that no HF head does (e.g. mean); the base model goes in
   `backbone/` and the head in `head.safetensors`, so no HF class loads it half-initialised.
 `load_rm` also loads any HF sequence-classification reward model (path or Hub id).
+An ensemble is a folder of `member_k/` checkpoints with rmlab_ensemble.json (rm.train writes it;
+rm.score.load_scorer loads it). `list_checkpoints(runs)` finds both kinds in `runs/rm/`.
 """
 import json
 from pathlib import Path
@@ -17,6 +19,7 @@ from torch import nn
 from rm.model import RewardModel, load_tokenizer, native_pooling, quiet_transformers
 
 CONFIG_FILE = "rmlab_config.json"
+ENSEMBLE_FILE = "rmlab_ensemble.json"
 HEAD_FILE = "head.safetensors"
 FORMAT = "rmlab-rm/1"
 
@@ -106,3 +109,15 @@ def load_rm(path_or_id: str | Path, dtype: torch.dtype | None = None) -> RewardM
 def read_rm_config(path: str | Path) -> dict:
     """rmlab_config.json of a checkpoint (pooling, max_length, temperature, training config, metrics)."""
     return json.loads((Path(path) / CONFIG_FILE).read_text())
+
+
+def list_checkpoints(runs: str | Path) -> list[tuple[str, str]]:
+    """(name, path) of every finished checkpoint in `runs`/rm, single or ensemble, newest first.
+
+    A folder counts once its rmlab_config.json (single) or rmlab_ensemble.json (ensemble) is
+    written, so a run still in progress is not listed; a missing folder lists nothing.
+    """
+    root = Path(runs) / "rm"
+    found = [p for p in root.iterdir() if p.is_dir() and
+             ((p / CONFIG_FILE).is_file() or (p / ENSEMBLE_FILE).is_file())] if root.is_dir() else []
+    return [(p.name, str(p)) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]

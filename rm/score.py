@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rm.checkpoint import load_rm
+from rm.checkpoint import ENSEMBLE_FILE, load_rm
 from rm.collate import SequenceCollator, sorted_batches
 from rm.device import autocast_dtype, default_device, torch_threads, use_attention
 from rm.formatting import Formatter
 from rm.metrics import p_better as _p_better
 from rm.model import RewardModel
 
-ENSEMBLE_FILE = "rmlab_ensemble.json"
 
 
 @dataclass

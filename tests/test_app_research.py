@@ -17,6 +17,7 @@ import app
 from labeling.store import StoreConfig, open_store
 from labeling.tasks import Task
 from labeling.testing import tiny_tasks
+from rm.checkpoint import list_checkpoints
 from rm.device import torch_threads
 from rm.score import load_scorer
 from rm.testing import tiny_backbone, tiny_decoder
@@ -99,7 +100,7 @@ def test_score_endpoint_ensemble_reports_spread_and_defaults_to_newest(open_lab,
     out = client.predict("q", "good answer", "bad answer", "rm-a, rm-b", api_name="/score")
     assert out["members"] == 2 and out["std_a"] >= 0 and out["std_b"] >= 0
     assert out["std_a"] + out["std_b"] > 0  # two differently seeded models disagree somewhere
-    newest = app.list_checkpoints(lab["runs"])[0][0]
+    newest = list_checkpoints(lab["runs"])[0][0]
     assert client.predict("q", "a", "b", api_name="/score")["model"] == newest
 
 
@@ -178,14 +179,14 @@ def test_a_missing_upload_says_what_to_do(open_lab):
 
 def test_in_app_training_adds_a_checkpoint_to_the_selector(open_lab, lab):
     client, _ = open_lab
-    before = {name for name, _ in app.list_checkpoints(lab["runs"])}
+    before = {name for name, _ in list_checkpoints(lab["runs"])}
     status, _plot, models, *_ = client.predict("known preferences (gold, agreement)", None, "", lab["backbone"],
                                                "in app/1", 2, 1, 100, 4, 1e-3, api_name="/train")
     out = lab["runs"] / "rm" / "in-app-1"
     assert status.startswith("**Done:**") and str(out) in status
     # the new checkpoint is offered and selected for probing
     assert models["value"] == [str(out)] and ["in-app-1", str(out)] in models["choices"]
-    assert {name for name, _ in app.list_checkpoints(lab["runs"])} - before == {"in-app-1"}
+    assert {name for name, _ in list_checkpoints(lab["runs"])} - before == {"in-app-1"}
     config = json.loads((out / "rmlab_config.json").read_text())
     assert config["train_config"]["epochs"] == 2
     # the training data (4 gold + 4 agreement known preferences) is kept beside the runs
@@ -217,17 +218,6 @@ def test_enqueue_adds_policy_pair_tasks(open_lab, lab):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def test_list_checkpoints_finds_single_and_ensemble_folders(tmp_path):
-    (tmp_path / "rm" / "single").mkdir(parents=True)
-    (tmp_path / "rm" / "single" / "rmlab_config.json").write_text("{}")
-    (tmp_path / "rm" / "ens" / "member_0").mkdir(parents=True)
-    (tmp_path / "rm" / "ens" / "rmlab_ensemble.json").write_text("{}")
-    (tmp_path / "rm" / "half-written").mkdir()
-    assert sorted(app.list_checkpoints(tmp_path)) == [("ens", str(tmp_path / "rm" / "ens")),
-                                                      ("single", str(tmp_path / "rm" / "single"))]
-    assert app.list_checkpoints(tmp_path / "nothing") == []
 
 
 def test_api_models_resolves_names_and_guards_paths(lab):

@@ -1,9 +1,9 @@
-import json
+import os
 
 import pytest
 import torch
 
-from rm.checkpoint import load_rm, read_rm_config, save_rm
+from rm.checkpoint import list_checkpoints, load_rm, read_rm_config, save_rm
 from rm.device import torch_threads
 from rm.model import build_reward_model
 from rm.testing import tiny_backbone, tiny_decoder
@@ -87,3 +87,18 @@ def test_ensemble_folder_is_pointed_to_load_scorer(tmp_path):
     (tmp_path / "ens" / "member_0").mkdir(parents=True)
     with pytest.raises(ValueError, match="ensemble.*load_scorer"):
         load_rm(tmp_path / "ens")
+
+
+def test_list_checkpoints_finds_single_and_ensemble_folders_newest_first(tmp_path):
+    rm_dir = tmp_path / "rm"
+    for name, marker, mtime in (("old", "rmlab_config.json", 1_000), ("ens", "rmlab_ensemble.json", 3_000),
+                                ("single", "rmlab_config.json", 2_000)):
+        (rm_dir / name / "member_0").mkdir(parents=True)
+        (rm_dir / name / marker).write_text("{}")
+        os.utime(rm_dir / name, (mtime, mtime))
+    (rm_dir / "half-written" / "member_0").mkdir(parents=True)  # no config yet: a run in progress
+    (rm_dir / "notes.txt").write_text("not a checkpoint")
+    assert list_checkpoints(tmp_path) == [("ens", str(rm_dir / "ens")), ("single", str(rm_dir / "single")),
+                                          ("old", str(rm_dir / "old"))]
+    assert list_checkpoints(str(tmp_path)) == list_checkpoints(tmp_path)
+    assert list_checkpoints(tmp_path / "nothing") == []
