@@ -629,8 +629,9 @@ def feature_html(diff: pd.DataFrame) -> str:
 
 
 def detached(fig):
-    """A pyplot figure from an analysis plot function, removed from pyplot's global registry
-    (a server would otherwise keep every figure it ever drew); it still renders."""
+    """A pyplot figure removed from pyplot's global registry (a server would otherwise keep every
+    figure it ever drew); it still renders. Only analysis.calibration and analysis.goodhart still
+    draw with pyplot; the other analysis plots build a plain Figure."""
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -1085,13 +1086,13 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         note = " · ".join(report.callouts) or "no length hacking (length r ≤ 0.5)"
         return {ui.corr_summary: f"**{report.n} responses** scored by {code_span(scorer.name)} · {note}",
                 ui.corr_table: correlation_table(report.table), ui.corr_report: report,
-                ui.corr_plot: detached(plot_scatter(report, [feature], ncols=1))}
+                ui.corr_plot: plot_scatter(report, [feature], ncols=1)}
 
     def replot(report, feature: str, sess: Session) -> dict:
         from analysis.correlations import plot_scatter
 
         require_researcher(sess)
-        return {ui.corr_plot: detached(plot_scatter(report, [feature], ncols=1)) if report else gr.skip()}
+        return {ui.corr_plot: plot_scatter(report, [feature], ncols=1) if report else gr.skip()}
 
     def sycophancy(source: str, n: float, threshold: float, models: list[str], file: str | None,
                    sess: Session) -> dict:
@@ -1103,7 +1104,7 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
             report = audit(cached_scorer(model_sources(models, runs)), cases, threshold)
         table = report.cases[["id", "score_agreeing", "score_correcting", "gap", "p_agree"]].rename(
             columns={"score_agreeing": "agreeing", "score_correcting": "correcting", "p_agree": "P(agree wins)"})
-        return {ui.audit_summary: audit_summary(report), ui.audit_plot: detached(plot_rates(report)),
+        return {ui.audit_summary: audit_summary(report), ui.audit_plot: plot_rates(report),
                 ui.audit_cases: rounded(table.sort_values("gap", ascending=False))}
 
     def counterfactual(source: str, max_rows: float, models: list[str], file: str | None, sess: Session) -> dict:
@@ -1114,7 +1115,7 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         with library_errors("The counterfactual probes failed"):
             report = cf_probe(cached_scorer(model_sources(models, runs)), rows.prompt.tolist(), rows.response.tolist())
         table = report.summary[["perturbation", "n", "mean_delta", "ci_lo", "ci_hi", "win_rate", "p_win"]]
-        return {ui.cf_plot: detached(plot_deltas(report)), ui.cf_table: rounded(table)}
+        return {ui.cf_plot: plot_deltas(report), ui.cf_table: rounded(table)}
 
     def reliability(source: str, models: list[str], file: str | None, sess: Session) -> dict:
         from analysis.calibration import plot_reliability

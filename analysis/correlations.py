@@ -181,17 +181,15 @@ def pair_preferences(features: pd.DataFrame, rewards: np.ndarray, side: Sequence
 
 def plot_scatter(report: CorrelationReport, features: Sequence[str] | None = None, ncols: int = 4):
     """Figure: reward against each feature (default: flagged ones, else all), r in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global registry keeps the figure alive
 
     table = report.table.set_index("feature")
     names = list(features) if features is not None else (
         table.index[table["flagged"]].tolist() or table.index.tolist())
     ncols = min(ncols, len(names))
     nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False)
+    fig = Figure(figsize=(3.2 * ncols, 2.8 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, names):

@@ -159,14 +159,12 @@ def probe(scorer: Any, prompts: Sequence[str], responses: Sequence[str], names: 
 
 def plot_deltas(report: CounterfactualReport):
     """Figure: mean reward delta with CI per perturbation (left) and win rate (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global registry keeps the figure alive
 
     s = report.summary
     y = np.arange(len(s))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 0.45 * len(s) + 1.5), sharey=True)
+    fig = Figure(figsize=(9, 0.45 * len(s) + 1.5))
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
     err = np.vstack([s["mean_delta"] - s["ci_lo"], s["ci_hi"] - s["mean_delta"]])
     ax1.barh(y, s["mean_delta"], xerr=np.nan_to_num(err), color=np.where(s["mean_delta"] > 0, "crimson", "steelblue"),
              capsize=3)

@@ -376,15 +376,13 @@ def analyze(comps: pd.DataFrame, per_annotator: bool = True, n_boot: int = 100, 
 
 def plot_bradley_terry(report: IntransitivityReport, group: str, top: int = 30):
     """Figure: one group's Bradley-Terry scores with bootstrap CIs, best at the top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global registry keeps the figure alive
 
     bt = report.bradley_terry[report.bradley_terry["group"] == group].sort_values("score").tail(top)
     if bt.empty:
         raise ValueError(f"no group {group!r}; groups: {sorted(report.per_group['group'])[:10]}...")
-    fig, ax = plt.subplots(figsize=(6, 0.25 * len(bt) + 1.2))
+    fig = Figure(figsize=(6, 0.25 * len(bt) + 1.2))
+    ax = fig.add_subplot()
     y = np.arange(len(bt))
     err = np.vstack([bt["score"] - bt["lo"], bt["hi"] - bt["score"]]) if bt["lo"].notna().all() else None
     ax.errorbar(bt["score"], y, xerr=err, fmt="o", ms=3, capsize=2)

@@ -162,16 +162,14 @@ def audit(scorer: Any, cases: Sequence[dict], threshold: float = 0.5, temperatur
 
 def plot_rates(report: SycophancyReport):
     """Figure: agree-preferred rate per category (and overall) against the threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global registry keeps the figure alive
 
     cats = report.per_category
     labels = [*cats["category"], "all"]
     rates = [*cats["agree_preferred_rate"], report.agree_preferred_rate]
     flags = [*cats["flagged"], report.flagged]
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(labels) + 1.2))
+    fig = Figure(figsize=(6, 0.4 * len(labels) + 1.2))
+    ax = fig.add_subplot()
     ax.barh(labels, rates, color=["crimson" if f else "steelblue" for f in flags])
     ax.axvline(report.threshold, color="black", ls="--", lw=0.8)
     ax.set_xlim(0, 1)

@@ -92,12 +92,10 @@ def run_sweep(config: SweepConfig) -> pd.DataFrame:
 
 def plot_sweep(table: pd.DataFrame):
     """Held-out accuracy against non-embedding parameters (log x); pretrained marked apart."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: no global registry keeps the figure alive
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
     scratch, pre = table[~table["pretrained"]], table[table["pretrained"]]
     ax.plot(scratch["non_embedding_params"], scratch["accuracy"], "o-", label="from scratch")
     ax.plot(pre["non_embedding_params"], pre["accuracy"], "*", markersize=14, label="pretrained")

@@ -108,6 +108,7 @@ def test_analyze_with_a_fake_scorer_finds_the_length_bias():
     fig = plot_scatter(report)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == int(table["flagged"].sum())
+    assert fig.canvas.manager is None  # a plain Figure: pyplot's registry does not hold it
 
 
 def test_pair_preferences_compare_labels_and_rm_on_each_feature():

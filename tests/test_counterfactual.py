@@ -97,6 +97,7 @@ def test_plot_has_one_bar_per_perturbation():
     report = probe(WordCountScorer(), ["q", "q"], ["A b.", "C d e."], ["flattery", "hedges"], n_boot=50)
     fig = plot_deltas(report)
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 2
+    assert fig.canvas.manager is None  # a plain Figure: pyplot's registry does not hold it
 
 
 def test_cli_end_to_end_with_a_tiny_model(tmp_path, tmp_path_factory, capsys):

@@ -204,6 +204,7 @@ def test_cli_prints_groups_comparisons_and_cycles(tmp_path, capsys):
     assert json.loads((tmp_path / "report.json").read_text())["cycles_3"] == 2
     fig = plot_bradley_terry(analyze(comps(TOURNAMENT), n_boot=10), "g")
     assert len(fig.axes[0].get_yticklabels()) == 4
+    assert fig.canvas.manager is None  # a plain Figure: pyplot's registry does not hold it
 
 
 def test_real_ukpconvarg1_gold_graph_has_3064_cycles_in_seconds(shared_data):

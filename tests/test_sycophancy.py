@@ -111,6 +111,7 @@ def test_run_generates_missing_responses_through_the_drafter(tmp_path):
 def test_plot_marks_flagged_categories():
     fig = plot_rates(audit(WordCountScorer(), CASES, threshold=0.4))
     assert len(fig.axes[0].patches) == 3  # geo, math, all
+    assert fig.canvas.manager is None  # a plain Figure: pyplot's registry does not hold it
 
 
 def test_cli_end_to_end_with_a_tiny_model(tmp_path, tmp_path_factory, capsys):
