@@ -5,6 +5,7 @@ One loop: length-grouped batches with dynamic padding, bf16 autocast where the h
 split every epoch with early stopping, then temperature scaling on that split. `--ensemble K`
 trains K members (seeds seed..seed+K-1, bootstrap resamples of the training set) into
 `member_k/` folders. Every checkpoint holds metrics.json and curves.jsonl (one line per step).
+A callback that returns False stops the run after the current step; what it has is saved.
 """
 import argparse
 import dataclasses
@@ -28,7 +29,7 @@ from rm.loss import bt_loss, center_loss
 from rm.metrics import all_metrics, fit_temperature
 from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer
 
-Callback = Callable[[dict], None]
+Callback = Callable[[dict], bool | None]  # returns False to stop (see `train`)
 
 # transformers/TRL spellings of our settings, for the did-you-mean message
 HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
@@ -194,7 +195,10 @@ def _better(new: dict, best: dict | None) -> bool:
 
 def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData | None, out: Path,
                  seed: int, callback: Callback | None = None, member: int = 0) -> tuple[RewardModel, dict]:
-    """Train one reward model and save it to `out`; returns (model, metrics)."""
+    """Train one reward model and save it to `out`; returns (model, metrics).
+
+    `callback` returning False stops after the current step (see `train`); metrics["stopped"] says so.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -221,7 +225,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     raw = accelerator.unwrap_model(model)
 
     curves, best, best_state, best_rewards, stale = [], None, None, None, 0
-    step, train_seconds, seen = 0, 0.0, 0
+    step, train_seconds, seen, stopped = 0, 0.0, 0, False
     bar = tqdm(total=total_steps, desc=f"train{f' member {member}' if config.ensemble > 1 else ''}",
                disable=not config.progress, dynamic_ncols=True)
     for epoch in range(config.epochs):
@@ -254,13 +258,17 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                       "grad_norm": float(grad_norm), "reward_gap": (r_c - r_r).mean().item(),
                       "pairs_per_s": seen / train_seconds, "member": member}
             curves.append(record)
-            if callback:
-                callback(dict(record, event="step"))
+            stopped = callback is not None and callback(dict(record, event="step")) is False
             bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
                 bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{epoch_hits / epoch_n:.3f}",
                                 pairs_s=f"{record['pairs_per_s']:.1f}")
+            if stopped:
+                tqdm.write(f"stopped by the callback after step {step} of {total_steps}", file=sys.stderr)
+                break
         if eval_data is None:
+            if stopped:
+                break
             continue
         r_c, r_r = pair_rewards(raw, eval_data, collate, config.eval_batch_size, device, dtype)
         ties = [f["tie"] for f in eval_data.features]
@@ -269,8 +277,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                   "loss": curves[-1]["loss"], "accuracy": epoch_hits / max(1, epoch_n),
                   "eval_accuracy": m["accuracy"], "eval_loss": m["log_loss"], "member": member}
         curves.append(record)
-        if callback:
-            callback(record)
+        stopped = (callback is not None and callback(record) is False) or stopped
         tqdm.write(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
                   f"eval loss {m['log_loss']:.4f}", file=sys.stderr)
         if _better(record, best):
@@ -283,6 +290,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                 tqdm.write(f"early stop after epoch {epoch + 1}: no better eval accuracy for {stale} epoch(s)",
                            file=sys.stderr)
                 break
+        if stopped:
+            break
     bar.close()
     if best_state is not None and best is not curves[-1]:
         raw.load_state_dict(best_state)
@@ -290,7 +299,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     metrics = {"n_train": len(train_data), "n_truncated_train": train_data.n_truncated, "steps": step,
                "train_seconds": train_seconds, "train_pairs_per_s": seen / max(train_seconds, 1e-9),
                "n_params": count_parameters(raw), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
-               "device": str(device), "best_epoch": best["epoch"] if best else None}
+               "device": str(device), "best_epoch": best["epoch"] if best else None, "stopped": stopped}
     temperature = 1.0
     if eval_data is not None:
         r_c, r_r = best_rewards  # the kept weights' eval rewards
@@ -320,7 +329,15 @@ def bootstrap_indices(n: int, seed: int) -> np.ndarray:
 
 
 def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
-    """Train a reward model (or an ensemble) as configured; return the checkpoint folder."""
+    """Train a reward model (or an ensemble) as configured; return the checkpoint folder.
+
+    `callback(event)` gets every step ({"event": "step", "step", "total_steps", "epoch", "loss",
+    "accuracy", "member", ...}) and every evaluation ({"event": "eval", ..., "eval_accuracy"}).
+    If it returns False (None or True carry on), training stops cleanly after the current step:
+    the epoch's evaluation still runs when there is a held-out split, then the weights are saved
+    as usual (the best evaluated ones, as after early stopping) with metrics["stopped"] = True.
+    In an ensemble no further members are trained; the folder holds the members trained so far.
+    """
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     if config.data is None:
         raise ValueError("TrainConfig.data is required: a label export folder, a JSONL/CSV/Parquet file or a Hub id")
@@ -348,22 +365,30 @@ def _train(config: TrainConfig, callback: Callback | None) -> Path:
     for k in range(config.ensemble):
         seed = config.seed + k
         data = train_data.subset(bootstrap_indices(len(train_data), seed)) if config.bootstrap else train_data
-        model, _ = train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
+        model, metrics = train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
         if eval_data is not None:
             device = next(model.parameters()).device
             collate = PairCollator(model.tokenizer.pad_token_id, model.tokenizer.padding_side)
             eval_rewards.append(pair_rewards(model, eval_data, collate, config.eval_batch_size, device,
                                              autocast_dtype(device, config.precision)))
         del model
-    write_ensemble_info(out, config, eval_rewards, [f["tie"] for f in eval_data.features] if eval_data else None)
+        if metrics["stopped"]:
+            break
+    write_ensemble_info(out, config, eval_rewards, [f["tie"] for f in eval_data.features] if eval_data else None,
+                        members=k + 1, stopped=metrics["stopped"])
     return out
 
 
-def write_ensemble_info(out: Path, config: TrainConfig, eval_rewards: list[tuple], ties) -> dict:
-    """Metrics of the members' mean reward and its temperature -> rmlab_ensemble.json, metrics.json."""
-    from rm.score import ENSEMBLE_FILE
+def write_ensemble_info(out: Path, config: TrainConfig, eval_rewards: list[tuple], ties, members: int | None = None,
+                        stopped: bool = False) -> dict:
+    """Metrics of the members' mean reward and its temperature -> rmlab_ensemble.json, metrics.json.
 
-    info = {"members": config.ensemble, "train_config": config.to_dict(), "temperature": 1.0}
+    `members`: how many were trained (default: config.ensemble; fewer when a callback stopped the run).
+    """
+    from rm.checkpoint import ENSEMBLE_FILE
+
+    info = {"members": members or config.ensemble, "stopped": stopped, "train_config": config.to_dict(),
+            "temperature": 1.0}
     if eval_rewards:
         r_c, r_r = (np.mean([pair[i] for pair in eval_rewards], axis=0) for i in (0, 1))
         info["temperature"] = fit_temperature(r_c, r_r, ties)

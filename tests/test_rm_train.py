@@ -126,3 +126,37 @@ def test_in_memory_dataset_without_eval_split(tmp_path, setup):
     config = json.loads((out / "rmlab_config.json").read_text())
     assert config["temperature"] == 1.0 and config["train_config"]["data"].startswith("Dataset(")
     assert "accuracy" not in json.loads((out / "metrics.json").read_text())
+
+
+def stop_at(step: int, events: list):
+    """A callback that records every event and asks to stop once `step` is done."""
+    def callback(event: dict) -> bool:
+        events.append(event)
+        return event["step"] < step
+    return callback
+
+
+def test_callback_returning_false_stops_after_that_step_and_saves(tmp_path, setup):
+    from rm.score import load_scorer
+
+    backbone, data = setup
+    events = []
+    out = train(TrainConfig(data=str(data), out=str(tmp_path / "rm"), backbone=backbone, epochs=3, batch_size=8,
+                            max_length=32, eval_fraction=0.25, progress=False), callback=stop_at(2, events))
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]  # of 27
+    assert [e["event"] for e in events] == ["step", "step", "eval"]  # the stopped weights are still evaluated
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["stopped"], metrics["steps"], metrics["n"]) == (True, 2, 24) and "ece_calibrated" in metrics
+    assert len((out / "curves.jsonl").read_text().splitlines()) == 3
+    assert load_scorer(out).score(["what is two plus one?"], ["good right answer"]).mean.shape == (1,)
+
+
+def test_a_stop_in_an_ensemble_member_trains_no_further_members(tmp_path, setup):
+    backbone, data = setup
+    events = []
+    out = train(TrainConfig(data=str(data), out=str(tmp_path / "ens"), backbone=backbone, ensemble=3, batch_size=8,
+                            max_pairs=32, max_length=32, eval_fraction=0.0, progress=False), callback=stop_at(1, events))
+    assert [(e["member"], e["step"]) for e in events] == [(0, 1)]
+    assert sorted(p.name for p in out.glob("member_*")) == ["member_0"]
+    assert json.loads((out / "member_0" / "metrics.json").read_text())["stopped"] is True
+    assert json.loads((out / "rmlab_ensemble.json").read_text())["members"] == 1
