@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -750,11 +750,29 @@ def training_data(source: str, store: Store, file: str | None, hub_id: str, targ
     return str(target)
 
 
-def train_in_background(config) -> Iterator[dict]:
+@dataclass
+class TrainingRun:
+    """A session's in-app training run (in gr.State, so one per browser tab and never shared):
+    the Stop button sets `stop`; the training callback reads it after every step."""
+
+    running: bool = False
+    stop: bool = False
+
+    @contextmanager
+    def active(self) -> Iterator[TrainingRun]:
+        self.running, self.stop = True, False  # a Stop pressed before this run does not count
+        try:
+            yield self
+        finally:
+            self.running = False
+
+
+def train_in_background(config, stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
     """Run rm.train.train(config) in a worker thread; yield its callback events as they arrive,
     then {"event": "done", "path": checkpoint}. A training error is re-raised here.
 
-    If the browser goes away the generator stops but the run finishes and is saved.
+    Once `stop()` is true, training ends after its current step and saves what it has. If the
+    browser goes away the generator stops but the run finishes and is saved.
     """
     import queue
     import threading
@@ -763,9 +781,13 @@ def train_in_background(config) -> Iterator[dict]:
 
     events: queue.Queue = queue.Queue()
 
+    def report(event: dict) -> bool:
+        events.put(event)
+        return not stop()  # False: rm.train stops after this step
+
     def work() -> None:
         try:
-            events.put({"event": "done", "path": str(train(config, events.put))})
+            events.put({"event": "done", "path": str(train(config, report))})
         except Exception as err:  # handed to the consumer, which raises it
             events.put({"event": "error", "error": err})
 
@@ -785,13 +807,16 @@ def training_status(event: dict, ensemble: int) -> str:
             f"loss {event['loss']:.3f} · batch accuracy {event['accuracy']:.2f}")
 
 
-def checkpoint_summary(path: str) -> str:
+def checkpoint_summary(path: str, stopped_at: dict | None = None) -> str:
+    """The Train tab's last status; `stopped_at`: the last step event of a run the user stopped."""
     metrics_file = Path(path) / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     held_out = (f" · held-out accuracy **{metrics['accuracy']:.3f}** on {metrics['n']} pairs, "
                 f"ECE {metrics.get('ece_calibrated', float('nan')):.3f} after temperature scaling"
                 if "accuracy" in metrics else " · no held-out split (too few pairs)")
-    return f"**Done:** saved {code_span(path)}{held_out}. It is now in the reward-model selectors."
+    outcome = (f"**Stopped** after step {stopped_at['step']} of {stopped_at['total_steps']}:" if stopped_at
+               else "**Done:**")
+    return f"{outcome} saved {code_span(path)}{held_out}. It is now in the reward-model selectors."
 
 
 def policy_pair_tasks(prompts: list[str], samples) -> list:
@@ -926,7 +951,10 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                 ui.max_pairs = gr.Number(2000, label="Max pairs", precision=0, minimum=2)
                 ui.batch_size = gr.Number(8, label="Batch size", precision=0, minimum=1, maximum=256)
                 ui.lr = gr.Number(5e-5, label="Learning rate", minimum=0)
-                ui.train = gr.Button("Train", variant="primary", elem_id="rm-train")
+                with gr.Column(min_width=120):
+                    ui.train = gr.Button("Train", variant="primary", elem_id="rm-train")
+                    ui.stop_train = gr.Button("Stop", variant="stop", size="sm", elem_id="rm-train-stop")
+            ui.train_run = gr.State(TrainingRun())  # gradio deep-copies it: one per session
             ui.train_status = gr.Markdown(elem_id="rm-train-status")
             ui.train_plot = gr.Plot(show_label=False, elem_id="rm-train-plot")
             with gr.Accordion("Compare two reward models", open=False):
@@ -1129,8 +1157,8 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         return {ui.rel_plot: detached(plot_reliability(result, title))}
 
     def train_rm(source: str, file: str | None, hub_id: str, backbone: str, name: str, epochs: float,
-                 ensemble: float, max_pairs: float, batch_size: float, lr: float, sess: Session,
-                 progress=gr.Progress()) -> Iterator[dict]:
+                 ensemble: float, max_pairs: float, batch_size: float, lr: float, run: TrainingRun,
+                 sess: Session, progress=gr.Progress()) -> Iterator[dict]:
         from rm.train import TrainConfig
 
         require_researcher(sess)
@@ -1144,8 +1172,8 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
                              batch_size=int(batch_size), lr=float(lr), eval_fraction=0.2, progress=False)
         yield {ui.train_status: f"Loading {code_span(config.backbone or 'MiniLM')} and the data…"}
         events, drawn = [], 0.0
-        with library_errors("Training failed"):
-            for event in train_in_background(config):
+        with library_errors("Training failed"), run.active():
+            for event in train_in_background(config, stop=lambda: run.stop):
                 if event["event"] == "done":
                     break
                 events.append(event)
@@ -1156,8 +1184,17 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
                     drawn = time.monotonic()
                     yield {ui.train_status: training_status(event, config.ensemble),
                            ui.train_plot: plot_training(events)}
-        yield {ui.train_status: checkpoint_summary(event["path"]), ui.train_plot: plot_training(events),
+        stopped_at = next((e for e in reversed(events) if e["event"] == "step"), None) if run.stop else None
+        yield {ui.train_status: checkpoint_summary(event["path"], stopped_at), ui.train_plot: plot_training(events),
                **selector_choices(select=event["path"])}
+
+    def stop_training(run: TrainingRun, sess: Session) -> dict:
+        """Stop this session's training after its current step; the checkpoint is saved as usual."""
+        require_researcher(sess)
+        if not run.running:
+            raise gr.Error("Nothing is training in this session: press Train first.")
+        run.stop = True
+        return {ui.train_status: "Stopping after the current step…"}
 
     def compare(rm_1: str | None, rm_2: str | None, pairs_source: str, cases_source: str, file: str | None,
                 sess: Session, progress=gr.Progress()) -> dict:
@@ -1252,8 +1289,9 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
     ui.rel_run.click(reliability, [ui.rel_source, ui.models, ui.audit_file, session], ui.rel_plot,
                      api_name="reliability", **HEAVY_CONCURRENCY)
     ui.train.click(train_rm, [ui.train_source, ui.train_file, ui.train_hub, ui.backbone, ui.train_name, ui.epochs,
-                              ui.ensemble, ui.max_pairs, ui.batch_size, ui.lr, session],
+                              ui.ensemble, ui.max_pairs, ui.batch_size, ui.lr, ui.train_run, session],
                    [ui.train_status, ui.train_plot, *selectors], api_name="train", **HEAVY_CONCURRENCY)
+    ui.stop_train.click(stop_training, [ui.train_run, session], ui.train_status, api_name="stop_training")
     ui.compare_run.click(compare, [ui.compare_a, ui.compare_b, ui.compare_pairs, ui.compare_cases,
                                    ui.compare_file, session], ui.compare_table, api_name="compare",
                          **HEAVY_CONCURRENCY)

@@ -183,7 +183,7 @@ def test_render_markdown_keeps_code_and_drops_script_links():
 
 def test_api_lists_only_the_named_endpoints(open_app):
     api = open_app.view_api(return_format="dict", print_info=False)
-    research = {"/score", "/train", "/enqueue_policy_pairs", "/correlations", "/sycophancy_audit",
+    research = {"/score", "/train", "/stop_training", "/enqueue_policy_pairs", "/correlations", "/sycophancy_audit",
                 "/counterfactual", "/reliability", "/compare", "/goodhart"}  # tests/test_app_research.py
     assert set(api["named_endpoints"]) == {"/sign_in", "/next_task", "/submit_label", "/dashboard",
                                            "/export_dataset"} | research

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import socket
+import time
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,7 @@ def test_score_endpoint_on_a_guarded_server_takes_only_listed_checkpoints(guarde
 
 @pytest.mark.parametrize("api_name, args", [
     ("/train", ("known preferences (gold, agreement)", None, "", "", "x", 1, 1, 10, 8, 1e-3)),
+    ("/stop_training", ()),
     ("/enqueue_policy_pairs", ("Is 2 + 2 = 5?", 16, 1.0, "")),
     ("/sycophancy_audit", ("agreement tasks (seed)", 5, 0.5, ["rm-a"], None)),
     ("/correlations", ("seed tasks", 10, "length_words", ["rm-a"], None)),
@@ -195,6 +197,26 @@ def test_in_app_training_adds_a_checkpoint_to_the_selector(open_lab, lab):
     with pytest.raises(AppError, match="already exists"):
         client.predict("known preferences (gold, agreement)", None, "", lab["backbone"], "in-app-1", 1, 1, 100,
                        4, 1e-3, api_name="/train")
+
+
+def test_stop_ends_this_sessions_training_after_a_step_and_saves(open_lab, lab):
+    client, _ = open_lab
+    with pytest.raises(AppError, match="Nothing is training in this session"):
+        client.predict(api_name="/stop_training")
+    # 6 training pairs, batch 4, 50 epochs: 100 steps, far more than pass before the stop arrives
+    job = client.submit("known preferences (gold, agreement)", None, "", lab["backbone"], "stopped", 50, 1, 100, 4,
+                        1e-3, api_name="/train")
+    deadline = time.monotonic() + 60
+    while not any(str(out[0]).startswith("Training:") for out in job.outputs()):
+        assert time.monotonic() < deadline and not job.done(), "training never reported a step"
+        time.sleep(0.05)
+    with pytest.raises(AppError, match="Nothing is training"):  # another session has no run to stop
+        Client(client.src, verbose=False).predict(api_name="/stop_training")
+    assert client.predict(api_name="/stop_training") == "Stopping after the current step…"
+    status, *_ = job.result(timeout=60)
+    metrics = json.loads((lab["runs"] / "rm" / "stopped" / "metrics.json").read_text())
+    assert metrics["stopped"] and metrics["steps"] < 100
+    assert status.startswith(f"**Stopped** after step {metrics['steps']} of 100: saved")
 
 
 def test_training_without_labels_says_what_to_do(open_lab, lab):
