@@ -1577,16 +1577,27 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bo
         theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None) -> argparse.Namespace:
+    """The app's options. Host and port default to env GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+    (Hugging Face Spaces sets them), else 127.0.0.1:7860; --db and --runs left out (None) fall
+    back to env RMLAB_DB / RMLAB_RUNS in open_store / resolve_runs."""
+    env = os.environ if env is None else env
     parser = argparse.ArgumentParser(description="The reward-model lab web app.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", default=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+                        help="address to serve on (default: env GRADIO_SERVER_NAME, else 127.0.0.1)")
+    # a string default goes through type=int too, so a bad env value is reported like a bad --port
+    parser.add_argument("--port", type=int, default=env.get("GRADIO_SERVER_PORT") or "7860",
+                        help="port (default: env GRADIO_SERVER_PORT, else 7860)")
     parser.add_argument("--db", default=None,
                         help="SQLite path or database URL (default: env RMLAB_DB, else runs/labels.db)")
     parser.add_argument("--share", action="store_true", help="also serve through a gradio.live link")
     parser.add_argument("--runs", default=None,
                         help="folder of checkpoints, training data and sample caches (default: env RMLAB_RUNS, else runs/)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     store = open_store(args.db)
     store.ensure_seeded()
     launch(build_ui(store, runs=args.runs), host=args.host, port=args.port, share=args.share)

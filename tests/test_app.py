@@ -249,3 +249,32 @@ def test_a_verified_identity_wins_over_a_typed_name():
     assert app.annotator_name("  mallory ", None) == "mallory"
     with pytest.raises(gr.Error, match="Enter your name"):
         app.annotator_name(" ", None)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def test_host_and_port_default_to_the_gradio_env_then_to_ours(capsys):
+    assert vars(app.parse_args([], env={})) == {"host": "127.0.0.1", "port": 7860, "db": None, "share": False,
+                                                "runs": None}
+    spaces = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"}
+    assert (app.parse_args([], env=spaces).host, app.parse_args([], env=spaces).port) == ("0.0.0.0", 7861)
+    assert app.parse_args(["--port", "9000", "--host", "::1"], env=spaces).port == 9000
+    with pytest.raises(SystemExit):
+        app.parse_args([], env={"GRADIO_SERVER_PORT": "http"})
+    assert "invalid int value: 'http'" in capsys.readouterr().err
+
+
+def test_main_serves_the_env_store_and_runs(tmp_path, monkeypatch):
+    (tmp_path / "runs" / "rm" / "from-env").mkdir(parents=True)
+    (tmp_path / "runs" / "rm" / "from-env" / "rmlab_config.json").write_text("{}")
+    monkeypatch.setenv("RMLAB_DB", str(tmp_path / "env.db"))
+    monkeypatch.setenv("RMLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    launched = {}
+    monkeypatch.setattr(app, "launch", lambda demo, **kwargs: launched.update(demo=demo, **kwargs))
+    app.main([])
+    assert (launched["host"], launched["port"], launched["share"]) == ("127.0.0.1", 7999, False)
+    assert (tmp_path / "env.db").is_file()  # the seeded store lives where RMLAB_DB says
+    models = next(b for b in launched["demo"].blocks.values() if getattr(b, "elem_id", None) == "rm-models")
+    assert models.choices == [("from-env", str(tmp_path / "runs" / "rm" / "from-env"))]
