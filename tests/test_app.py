@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 
 import gradio as gr
 import pytest
@@ -12,14 +11,9 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
+from app_support import serve
 from labeling.store import StoreConfig, open_store
 from labeling.testing import tiny_tasks
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -30,16 +24,10 @@ def store(tmp_path):
     store.close()
 
 
-def serve(store, access: app.Access) -> tuple[str, object]:
-    demo = app.build_ui(store, access)
-    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
-    return demo.local_url, demo
-
-
 @pytest.fixture
 def open_app(store):
-    url, demo = serve(store, app.Access())
-    yield Client(url, verbose=False)
+    demo = app.build_ui(store, app.Access())
+    yield Client(serve(demo), verbose=False)
     demo.close()
 
 
@@ -48,8 +36,8 @@ def guarded_app(tmp_path_factory):
     """Roles configured: researcher "carol" (verified identity only) or the token "s3cret"."""
     store = open_store(tmp_path_factory.mktemp("guarded") / "labels.db", StoreConfig(seed=0))
     store.import_tasks(tiny_tasks())
-    url, demo = serve(store, app.Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
-    yield url
+    demo = app.build_ui(store, app.Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
+    yield serve(demo)
     demo.close()
     store.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 import time
 
 import numpy as np
@@ -15,6 +14,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
+from app_support import serve
 from labeling.store import StoreConfig, open_store
 from labeling.tasks import Task
 from labeling.testing import tiny_tasks
@@ -26,12 +26,6 @@ from rm.train import TrainConfig, train
 
 GOOD = ["yes good correct answer", "sure thanks help", "good right answer"]
 BAD = ["no bad wrong answer", "rude harmful wrong", "bad worse answer"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,26 +50,25 @@ def lab(tmp_path_factory):
     return {"runs": runs, "backbone": backbone, "policy": tiny_decoder(root / "policy")}
 
 
-def serve(tmp_path, access: app.Access, runs):
+def serve_lab(tmp_path, access: app.Access, runs):
     store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
     store.import_tasks(tiny_tasks(pairs=2, triads=0, agreement=4, gold=4))
     demo = app.build_ui(store, access, runs=runs)
-    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
-    return store, demo
+    return store, demo, serve(demo)
 
 
 @pytest.fixture
 def open_lab(tmp_path, lab):
-    store, demo = serve(tmp_path, app.Access(), lab["runs"])
-    yield Client(demo.local_url, verbose=False), store
+    store, demo, url = serve_lab(tmp_path, app.Access(), lab["runs"])
+    yield Client(url, verbose=False), store
     demo.close()
     store.close()
 
 
 @pytest.fixture(scope="module")
 def guarded_url(tmp_path_factory, lab):
-    store, demo = serve(tmp_path_factory.mktemp("guarded"), app.Access(admin_token="s3cret"), lab["runs"])
-    yield demo.local_url
+    store, demo, url = serve_lab(tmp_path_factory.mktemp("guarded"), app.Access(admin_token="s3cret"), lab["runs"])
+    yield url
     demo.close()
     store.close()
 

@@ -7,29 +7,16 @@ dashboard. Skips only when Chromium is not installed (env RMLAB_CHROMIUM, else
 """
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
-
 import pytest
 
 import app
+from app_support import browser_page, needs_chromium, serve
 from labeling.store import StoreConfig, open_store
 from labeling.testing import tiny_tasks
 
-CHROMIUM = os.environ.get("RMLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture
@@ -44,14 +31,8 @@ def store(tmp_path):
 @pytest.fixture
 def page(store):
     demo = app.build_ui(store, app.Access())
-    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(15_000)
-        page.goto(demo.local_url)
+    with browser_page(serve(demo)) as page:
         yield page
-        browser.close()
     demo.close()
 
 

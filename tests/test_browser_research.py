@@ -8,38 +8,26 @@ Skips only when Chromium is not installed (env RMLAB_CHROMIUM, else /usr/bin/chr
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-from pathlib import Path
 
 import pytest
 
 import app
+from app_support import browser_page, needs_chromium, serve
 from labeling.store import StoreConfig, open_store
 from labeling.testing import tiny_tasks
 from rm.device import torch_threads
 from rm.testing import tiny_backbone
 from rm.train import TrainConfig, train
 
-CHROMIUM = os.environ.get("RMLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
+expect = pytest.importorskip("playwright.sync_api").expect
 
 # Collects every text an element shows, so a short-lived state (a training step) is still seen.
 WATCH = """(sel) => { window.__seen = []; const el = document.querySelector(sel);
   new MutationObserver(() => window.__seen.push(el.innerText)).observe(el, {subtree: true, childList: true,
   characterData: true}); }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +49,9 @@ def page(tmp_path, lab):
     store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
     store.import_tasks(tiny_tasks(pairs=1, triads=0, agreement=4, gold=4))
     demo = app.build_ui(store, app.Access(), runs=lab["runs"])
-    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        page.goto(demo.local_url)
+    with browser_page(serve(demo), timeout_ms=20_000) as page:
         page.get_by_role("tab", name="Research").click()
         yield page
-        browser.close()
     demo.close()
     store.close()
 
