@@ -2,7 +2,8 @@
 
 Each analysis config is a dataclass whose fields carry their help once, in
 `field(metadata={"help": ...})`; `parser_for` turns it into flags (`max_rows` -> `--max-rows`)
-and `config_from_args` back into the dataclass, so the report can save the resolved config.
+with rm.cli's `add_dataclass_args`, and `config_from_args` turns the parsed flags back into the
+dataclass, so the report can save the resolved config.
 
     >>> from dataclasses import dataclass, field
     >>> @dataclass
@@ -18,55 +19,20 @@ import dataclasses
 import json
 import math
 import sys
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-
-def _base_type(tp: Any) -> tuple[Any, bool, bool]:
-    """(element type, optional?, list?) for annotations such as `int | None` or `list[str]`."""
-    optional = False
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional, tp = True, args[0]
-        origin = typing.get_origin(tp)
-    if origin in (list, tuple):
-        return typing.get_args(tp)[0], optional, True
-    return tp, optional, False
+from rm.cli import add_dataclass_args
 
 
 def parser_for(cls: type, description: str = "", positional: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-    """An ArgumentParser with one flag per dataclass field (names in `positional` are positional)."""
+    """An ArgumentParser with one flag per dataclass field (names in `positional` are positional)
+    and `--json` (print the report)."""
     parser = argparse.ArgumentParser(description=description or (cls.__doc__ or "").strip().splitlines()[0])
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp, optional, many = _base_type(hints[f.name])
-        help_text = f.metadata.get("help", "")
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        if f.name in positional:  # optional when the field has a default
-            nargs = ("+" if required else "*") if many else (None if required else "?")
-            parser.add_argument(f.name, type=tp, nargs=nargs, default=default, help=help_text)
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-            continue
-        kwargs: dict[str, Any] = dict(type=tp, default=default, help=f"{help_text} (default: {default})")
-        if many:
-            kwargs["nargs"] = "+"
-        if typing.get_origin(tp) is typing.Literal:
-            choices = typing.get_args(tp)
-            kwargs.update(type=type(choices[0]), choices=choices)
-        if required:
-            kwargs.pop("default")
-            kwargs["required"] = True
-        parser.add_argument(flag, **kwargs)
+    add_dataclass_args(parser, cls, positional=positional)
     parser.add_argument("--json", action="store_true", help="print the JSON report to stdout")
     return parser
 
