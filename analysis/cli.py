@@ -80,6 +80,14 @@ def emit(report: dict, out: str | Path | None, print_json: bool, summary: str) -
     sys.stdout.write(text + "\n" if print_json else summary + (f"\nreport: {out}" if out else "") + "\n")
 
 
+def write_plot(fig, report: str | Path) -> str:
+    """Save `fig` as a PNG beside the JSON report (its name with .png); return the PNG's path."""
+    png = Path(report).with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    return str(png)
+
+
 def load_scorer_from(rm: str | list[str] | tuple[str, ...]):
     """rm.score.load_scorer for one path/id, or an ensemble for several."""
     from rm.score import load_scorer  # lazy: loads torch and the model only when a CLI runs

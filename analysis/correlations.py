@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -207,7 +206,7 @@ def plot_scatter(report: CorrelationReport, features: Sequence[str] | None = Non
 
 def run(config: CorrelationConfig, scorer: Any = None) -> tuple[CorrelationReport, dict]:
     """Load data and scorer from `config`, analyze, write the report (+PNG); (report, JSON dict)."""
-    from analysis.cli import load_scorer_from
+    from analysis.cli import load_scorer_from, write_plot
     from analysis.responses import load_responses
 
     unknown = [f for f in config.features or [] if f not in FEATURES]
@@ -224,10 +223,7 @@ def run(config: CorrelationConfig, scorer: Any = None) -> tuple[CorrelationRepor
                                                               rows["pair"])
     out = {"config": config, **report.to_dict()}
     if config.out and config.plot:
-        png = Path(config.out).with_suffix(".png")
-        png.parent.mkdir(parents=True, exist_ok=True)
-        plot_scatter(report).savefig(png, dpi=120)
-        out["plot"] = str(png)
+        out["plot"] = write_plot(plot_scatter(report), config.out)
     return report, out
 
 

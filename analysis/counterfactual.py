@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -181,7 +180,7 @@ def plot_deltas(report: CounterfactualReport):
 
 def run(config: CounterfactualConfig, scorer: Any = None) -> tuple[CounterfactualReport, dict]:
     """Load data and scorer from `config`, probe, write the PNG; (report, JSON dict with config)."""
-    from analysis.cli import load_scorer_from
+    from analysis.cli import load_scorer_from, write_plot
     from analysis.responses import load_responses
 
     names = config.perturbations
@@ -193,10 +192,7 @@ def run(config: CounterfactualConfig, scorer: Any = None) -> tuple[Counterfactua
                    config.confidence, config.seed)
     out = {"config": config, **report.to_dict()}
     if config.out and config.plot:
-        png = Path(config.out).with_suffix(".png")
-        png.parent.mkdir(parents=True, exist_ok=True)
-        plot_deltas(report).savefig(png, dpi=120)
-        out["plot"] = str(png)
+        out["plot"] = write_plot(plot_deltas(report), config.out)
     return report, out
 
 

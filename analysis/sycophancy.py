@@ -196,7 +196,7 @@ class SycophancyConfig:
 
 def run(config: SycophancyConfig, scorer: Any = None, drafter: Drafter | None = None) -> tuple[SycophancyReport, dict]:
     """Load cases (drafting missing responses if asked) and the scorer, audit; (report, JSON dict)."""
-    from analysis.cli import load_scorer_from
+    from analysis.cli import load_scorer_from, write_plot
 
     cases = load_cases(config.cases, allow_missing=config.generate)
     if config.generate and any(c[s] is None for c in cases for s in SIDES):
@@ -204,10 +204,7 @@ def run(config: SycophancyConfig, scorer: Any = None, drafter: Drafter | None = 
     report = audit(scorer or load_scorer_from(config.rm), cases, config.threshold, config.temperature)
     out = {"config": config, **report.to_dict()}
     if config.out and config.plot:
-        png = Path(config.out).with_suffix(".png")
-        png.parent.mkdir(parents=True, exist_ok=True)
-        plot_rates(report).savefig(png, dpi=120)
-        out["plot"] = str(png)
+        out["plot"] = write_plot(plot_rates(report), config.out)
     return report, out
 
 

@@ -49,6 +49,15 @@ def label_all(store, annotator, choice="left"):
 
 # ---------------------------------------------------------------- durability, submit
 
+def run_together(calls) -> None:
+    """Start each call in its own thread at once, then wait for all of them."""
+    threads = [threading.Thread(target=call) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_label_survives_reopening_the_store(make_store):
     store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
     a = store.next_assignment("ann")
@@ -80,12 +89,7 @@ def test_concurrent_submits_store_one_label(make_store):
     a = store.next_assignment("ann")
     others = [Store(store.url) for _ in range(4)]  # separate engines, like separate processes
     results = []
-    threads = [threading.Thread(target=lambda s=s: results.append(s.submit(a.id, "ann", "left")))
-               for s in others]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([lambda s=s: results.append(s.submit(a.id, "ann", "left")) for s in others])
     for s in others:
         s.close()
     assert len(results) == 4 and len({r.id for r in results}) == 1
@@ -242,12 +246,7 @@ def test_concurrent_annotators_never_overfill_a_pairing(make_store):
     store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0), labels_per_task=2)
     stores = [Store(store.url, StoreConfig(labels_per_task=2)) for _ in range(6)]
     got = []
-    threads = [threading.Thread(target=lambda s=s, i=i: got.append(s.next_assignment(f"a{i}")))
-               for i, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_together([lambda s=s, i=i: got.append(s.next_assignment(f"a{i}")) for i, s in enumerate(stores)])
     for s in stores:
         s.close()
     assert sum(a is not None for a in got) == 2
