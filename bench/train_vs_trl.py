@@ -85,14 +85,15 @@ def accuracies(r_c: np.ndarray, r_r: np.ndarray, kept: np.ndarray) -> dict:
 
 # --- the trainers ------------------------------------------------------------------------------
 
-def run_ours(args, train_ds, eval_ds, kept, tmp: Path) -> dict:
+def run_ours(args, train_ds, eval_ds, kept, tmp: Path, dropout: float | None = None) -> dict:
     from bench.accuracy import pair_data
     from rm.formatting import Formatter
     from rm.model import load_tokenizer
     from rm.train import TrainConfig, train_member
 
     config = TrainConfig(data="in-memory", out=str(tmp / "ours"), epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, max_length=args.max_length, seed=args.seed, progress=False)
+                         lr=args.lr, max_length=args.max_length, seed=args.seed, progress=False,
+                         dropout=dropout)
     tokenizer = load_tokenizer(config.backbone or args.backbone)
     encode = Formatter(tokenizer, args.max_length).encode
     train_data, eval_data = pair_data(encode, train_ds), pair_data(encode, eval_ds)
@@ -183,7 +184,8 @@ def report(results: dict, peak: float, base: str = "trl-default") -> list[str]:
     return lines
 
 
-RUNS = {"ours": run_ours, "trl-default": lambda *a: run_trl(a[0], "trl-default", *a[1:]),
+RUNS = {"ours": run_ours, "ours-no-dropout": lambda *a: run_ours(*a, dropout=0.0),  # as TRL: disable_dropout
+        "trl-default": lambda *a: run_trl(a[0], "trl-default", *a[1:]),
         "trl-best": lambda *a: run_trl(a[0], "trl-best", *a[1:])}
 
 
