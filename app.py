@@ -628,16 +628,6 @@ def feature_html(diff: pd.DataFrame) -> str:
             f"</thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def detached(fig):
-    """A pyplot figure removed from pyplot's global registry (a server would otherwise keep every
-    figure it ever drew); it still renders. Only analysis.calibration and analysis.goodhart still
-    draw with pyplot; the other analysis plots build a plain Figure."""
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return fig
-
-
 def plot_training(events: list[dict]) -> Figure | None:
     """Loss and accuracy per step (one colour per ensemble member), eval accuracy as dots."""
     steps = [e for e in events if e.get("event") == "step"]
@@ -1154,7 +1144,7 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         with library_errors("The reliability diagram failed"):
             result = calibration_of(scorer, pairs)
         title = f"{scorer.name}: {result.n_eval} pairs, accuracy {result.metrics_after['accuracy']:.2f}"
-        return {ui.rel_plot: detached(plot_reliability(result, title))}
+        return {ui.rel_plot: plot_reliability(result, title)}
 
     def train_rm(source: str, file: str | None, hub_id: str, backbone: str, name: str, epochs: float,
                  ensemble: float, max_pairs: float, batch_size: float, lr: float, run: TrainingRun,
@@ -1252,7 +1242,7 @@ def wire_research(ui: SimpleNamespace, store: Store, access: Access, session: gr
         cache = "read from the cache" if report["cache_hit"] else "sampled and cached"
         return {g.summary: f"{report['n_prompts']} prompts × N={report['n_samples']} samples ({cache}: "
                            f"{code_span(report['samples_cache'])})",
-                g.plot: detached(gh.plot_goodhart(result)), g.fits: goodhart_fits(result)}
+                g.plot: gh.plot_goodhart(result), g.fits: goodhart_fits(result)}
 
     def score(prompt: str, response_a: str, response_b: str, model: str = "") -> dict:
         """Score two responses to one prompt with a reward model. Read-only, so it needs no sign-in.

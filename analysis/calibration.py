@@ -94,12 +94,10 @@ def calibration(r_chosen, r_rejected, tie=None, temperature: float | None = None
 def plot_reliability(result: CalibrationResult, title: str = "Reliability of P(chosen wins)"):
     """Figure: mean predicted p against observed win rate per bin, before and after scaling,
     on the diagonal of perfect calibration; below, how many predictions fall in each bin."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: a server must not keep every figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig = Figure(figsize=(5.5, 6.5))
+    ax, hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
     width = float((result.before["bin_hi"] - result.before["bin_lo"]).iloc[0]) if len(result.before) else 0.1
     curves = (("before", result.before, result.metrics_before, "tab:red", "T = 1"),

@@ -400,12 +400,10 @@ COLORS = {"proxy": "tab:blue", "conservative": "tab:green", "kl_penalised": "tab
 def plot_goodhart(result: GoodhartResult, title: str = "Best-of-n against the policy"):
     """Figure: proxy (left) and gold (right) of the selected response against √KL, per selector,
     with the fitted gold curve and its sweet spot; the top axis marks n."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: a server must not keep every figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_p, ax_g) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    fig = Figure(figsize=(12, 4.5))
+    ax_p, ax_g = fig.subplots(1, 2, sharex=True)
     for name, curve in result.curves.groupby("selector", sort=False):
         color = COLORS.get(name)
         ax_p.errorbar(curve["sqrt_kl"], curve["proxy"], yerr=curve["proxy_sem"], marker="o", ms=4, capsize=2,
