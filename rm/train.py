@@ -54,7 +54,7 @@ class TrainConfig:
     config_overrides: dict = field(default_factory=dict, metadata={"help": "JSON dict of backbone config changes, e.g. '{\"num_hidden_layers\": 2}'"})
     pooling: str = field(default="auto", metadata={"help": "how a sequence becomes one vector (auto: last for decoders, mean for encoders; cls on an encoder and last on a decoder use the model's own head)", "choices": ["auto", *sorted(POOLING)]})
     max_length: int = field(default=256, metadata={"help": "tokens per sequence; the prompt is cut from the left first"})
-    dropout: float | None = field(default=None, metadata={"help": "override the backbone's dropout probabilities"})
+    dropout: float | None = field(default=0.0, metadata={"help": "dropout probability of every backbone dropout layer (None: keep the backbone's); 0 trains 1.46x faster and no less accurate (bench/README.md)"})
     epochs: int = field(default=1, metadata={"help": "passes over the training pairs"})
     batch_size: int = field(default=16, metadata={"help": "pairs per optimiser step"})
     lr: float = field(default=1e-4, metadata={"help": "peak AdamW learning rate (1e-4 beat 5e-5 on hh-rlhf and UKPConvArg1: bench/README.md)"})
