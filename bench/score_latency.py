@@ -4,8 +4,8 @@
 
 In process: `Scorer.score(prompt, [a, b])`, the call the app makes for a side-by-side
 comparison (both responses in one batch). Over HTTP: the same through a running app's `score`
-endpoint via gradio_client, when the app exposes one (`--url`); otherwise only the in-process
-numbers are reported, and the script says so. Texts are synthetic (fixed words), cut to exactly
+endpoint via gradio_client (`--url`; the same checkpoint is passed as the endpoint's `model`);
+without `--url`, or if the app has no `score` endpoint, only the in-process numbers are reported. Texts are synthetic (fixed words), cut to exactly
 `--response-tokens` tokens, so no data file is needed. Without `--rm`, the default MiniLM with a
 fresh head is scored: latency does not depend on the head's weights.
 """
@@ -57,15 +57,18 @@ def load(rm: str | None):
     return load_scorer(rm) if rm else Scorer([build_reward_model(default_backbone())], name="minilm-fresh-head")
 
 
-def http_score(url: str, api_name: str = "/score"):
-    """A callable (prompt, responses) -> result through gradio_client, or None with the reason."""
+def http_score(url: str, model: str = "", api_name: str = "/score"):
+    """A callable (prompt, a, b) -> result through gradio_client, or None with the reason.
+
+    The app's `score(prompt, response_a, response_b, model)`; model "" = its newest checkpoint.
+    """
     from gradio_client import Client
 
     client = Client(url, verbose=False)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     if api_name not in endpoints:
         return None, f"the app at {url} has no {api_name} endpoint (it has {sorted(endpoints)})"
-    return (lambda prompt, a, b: client.predict(prompt, a, b, api_name=api_name)), None
+    return (lambda prompt, a, b: client.predict(prompt, a, b, model, api_name=api_name)), None
 
 
 def main(argv=None):
@@ -87,14 +90,14 @@ def main(argv=None):
     results["in_process"] = time_calls(lambda: scorer.score(prompt, [a, b]), args.repeats)
     print(f"in process, 2 x {args.response_tokens}-token responses: {json.dumps(results['in_process'])}", flush=True)
     if args.url:
-        call, why = http_score(args.url)
+        call, why = http_score(args.url, str(Path(args.rm).resolve()) if args.rm else "")
         if call is None:
             results["http"] = why
         else:
             results["http"] = time_calls(lambda: call(prompt, a, b), max(20, args.repeats // 4))
         print(f"HTTP via gradio_client: {json.dumps(results['http'])}")
     else:
-        print("HTTP: not measured (no --url; app.py has no `score` endpoint yet)")
+        print("HTTP: not measured (no --url: start the app, e.g. `python app.py --port 7860`, and pass its URL)")
     print(load_line())
     return results
 
