@@ -25,6 +25,7 @@ event is also a public HTTP endpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hmac
 import html
 import json
@@ -923,6 +924,8 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                 ui.rel_plot = gr.Plot(show_label=False, elem_id="rm-rel-plot", scale=2)
             ui.cf_table = gr.Dataframe(interactive=False, label="Reward deltas per perturbation", max_height=300)
         with gr.Tab("Train", id="train"):
+            from rm.train import TrainConfig  # built at launch, not import: keeps `import app` light
+            train_defaults = {f.name: f for f in dataclasses.fields(TrainConfig)}
             with gr.Row(equal_height=True):
                 ui.train_source = gr.Radio([*PAIR_SOURCES, "Hub dataset"], value="known preferences (gold, agreement)",
                                            label="Train on", scale=3, elem_id="rm-train-source")
@@ -940,7 +943,7 @@ def build_research_tab(store: Store, access: Access, session: gr.State,
                 ui.ensemble = gr.Number(1, label="Ensemble size", precision=0, minimum=1, maximum=8)
                 ui.max_pairs = gr.Number(2000, label="Max pairs", precision=0, minimum=2)
                 ui.batch_size = gr.Number(8, label="Batch size", precision=0, minimum=1, maximum=256)
-                ui.lr = gr.Number(5e-5, label="Learning rate", minimum=0)
+                ui.lr = gr.Number(train_defaults["lr"].default, label="Learning rate", minimum=0)
                 with gr.Column(min_width=120):
                     ui.train = gr.Button("Train", variant="primary", elem_id="rm-train")
                     ui.stop_train = gr.Button("Stop", variant="stop", size="sm", elem_id="rm-train-stop")
