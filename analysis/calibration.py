@@ -13,7 +13,6 @@ that actually won. T = 1 is the raw model ("before"); "after" uses a temperature
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,7 +148,7 @@ def temperature_from(spec: str, scorer) -> tuple[float | None, str]:
 
 def run(config: CalibrationConfig, scorer=None) -> tuple[CalibrationResult, dict]:
     """Score the pairs, compute the reliability before and after, plot; (result, JSON report)."""
-    from analysis.cli import load_scorer_from
+    from analysis.cli import load_scorer_from, write_plot
     from rm.data import load_preferences
 
     scorer = scorer or load_scorer_from(config.rm)
@@ -159,11 +158,8 @@ def run(config: CalibrationConfig, scorer=None) -> tuple[CalibrationResult, dict
     r_r = scorer.score(ds["prompt"], ds["rejected"]).mean
     result = calibration(r_c, r_r, ds["tie"], temperature, config.fit_fraction, config.n_bins, config.seed, source)
     report = {"config": config, "rm": getattr(scorer, "name", None), **result.to_dict()}
-    png = config.plot or (str(Path(config.out).with_suffix(".png")) if config.out else None)
-    if png:
-        Path(png).parent.mkdir(parents=True, exist_ok=True)
-        plot_reliability(result).savefig(png, dpi=120)
-        report["plot"] = png
+    if config.plot or config.out:
+        report["plot"] = write_plot(plot_reliability(result), config.out, config.plot)
     return result, report
 
 

@@ -80,9 +80,9 @@ def emit(report: dict, out: str | Path | None, print_json: bool, summary: str) -
     sys.stdout.write(text + "\n" if print_json else summary + (f"\nreport: {out}" if out else "") + "\n")
 
 
-def write_plot(fig, report: str | Path) -> str:
-    """Save `fig` as a PNG beside the JSON report (its name with .png); return the PNG's path."""
-    png = Path(report).with_suffix(".png")
+def write_plot(fig, report: str | Path | None, png: str | Path | None = None) -> str:
+    """Save `fig` as `png`, by default beside the JSON report (its name with .png); return the path."""
+    png = Path(png) if png else Path(report).with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=120)
     return str(png)

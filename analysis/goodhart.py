@@ -473,8 +473,8 @@ def load_gold(gold: Sequence[str]):
 def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
         generate_fn: Callable | None = None, progress=None) -> tuple[GoodhartResult, dict]:
     """Sample (or read the cache), score, analyze, plot; (result, JSON report). Scorers may be passed in."""
-    from analysis.cli import load_scorer_from
-    from analysis.policy import torch_threads
+    from analysis.cli import load_scorer_from, write_plot
+    from rm.device import torch_threads
 
     prompts = load_prompts(config.prompts, config.n_prompts, config.seed)
     sampling = SamplingConfig(config.n, config.max_new_tokens, config.temperature, config.top_p, config.seed)
@@ -488,11 +488,8 @@ def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
         scored = score_samples(samples, proxy, gold, ensemble)
     result = analyze(scored, params=SelectorParams(config.lam, config.beta_kl))
     report = {"config": config, "samples_cache": str(path), "cache_hit": hit, **result.to_dict()}
-    png = config.plot or (str(Path(config.out).with_suffix(".png")) if config.out else None)
-    if png:
-        Path(png).parent.mkdir(parents=True, exist_ok=True)
-        plot_goodhart(result).savefig(png, dpi=120)
-        report["plot"] = png
+    if config.plot or config.out:
+        report["plot"] = write_plot(plot_goodhart(result), config.out, config.plot)
     return result, report
 
 

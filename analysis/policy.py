@@ -20,13 +20,14 @@ than fp32 weights under bf16 autocast on AVX512-BF16), else fp32.
 from __future__ import annotations
 
 import importlib.util
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
+
+from rm.device import torch_threads
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -238,23 +239,6 @@ def sample_rows(policy: Policy, texts: Sequence[str], rows: Sequence[int], max_n
         samples.append(Sample(tok.decode(ids, skip_special_tokens=True).strip(), float(logprob[r]),
                               len(ids), bool(finished[r]), tuple(ids)))
     return samples
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with `n` torch CPU threads (None: leave torch's choice), then restore the old count.
-
-    On a crowded 2-core machine (load average 7-10) 1 thread sampled ~10x faster than 2
-    (288 vs 27 tok/s): a descheduled worker thread stalls the other at every matmul. The
-    setting is process-wide.
-    """
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def generate_chats(texts: Sequence[str], n: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,

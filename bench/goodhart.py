@@ -65,7 +65,8 @@ def main(argv=None) -> dict:
     import torch
 
     from analysis import goodhart as G
-    from analysis.policy import load_policy, torch_threads
+    from analysis.policy import load_policy
+    from rm.device import torch_threads
 
     print(machine_line(), flush=True)
     result = {"machine": machine_info(), "config": vars(args)}

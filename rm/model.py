@@ -129,7 +129,7 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
     `pooling=None` picks the native pooling, "auto" `auto_pooling`. The tokenizer comes along
     as `.tokenizer`.
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(backbone, **(config_overrides or {}))
     for key in DROPOUT_KEYS if dropout is not None else ():

@@ -8,10 +8,14 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from rm.cli import add_dataclass_args, from_dict
+
+if TYPE_CHECKING:
+    from rm.train import TrainConfig
 
 
 @dataclass
