@@ -162,20 +162,12 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
 # --- one run -----------------------------------------------------------------------------------
 
 def pair_data(encode, ds):
-    """Preference dataset -> rm.train.PairData with the given encoding."""
-    from rm.train import PairData
+    """Preference dataset -> rm.train.PairData with the given encoding (any `encode(prompts, responses)`)."""
+    from types import SimpleNamespace
 
-    prompts, chosen, rejected = list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"])
-    c, r = encode(prompts, chosen), encode(prompts, rejected)
-    features = []
-    for i, (margin, tie) in enumerate(zip(ds["margin"], ds["tie"])):
-        f = {"chosen_ids": c.input_ids[i], "rejected_ids": r.input_ids[i], "margin": margin, "tie": tie}
-        if c.token_type_ids is not None:
-            f["chosen_types"], f["rejected_types"] = c.token_type_ids[i], r.token_type_ids[i]
-        features.append(f)
-    return PairData(features, sum(a or b for a, b in zip(c.truncated, r.truncated)))
+    from rm.train import tokenize_pairs
 
-
+    return tokenize_pairs(SimpleNamespace(encode=encode), ds)
 def cross_fitted_ece(r_c: np.ndarray, r_r: np.ndarray, seed: int = 0) -> float:
     """ECE after temperature scaling with T fitted on the other half (2-fold), averaged."""
     from rm.metrics import ece, fit_temperature

@@ -123,7 +123,10 @@ class PairData:
 
 
 def tokenize_pairs(formatter: Formatter, ds) -> PairData:
-    """Dataset with prompt/chosen/rejected/margin/tie -> PairData (each text tokenized once)."""
+    """Dataset with prompt/chosen/rejected/margin/tie -> PairData (each text tokenized once).
+
+    `formatter` is anything with `.encode(prompts, responses) -> Encoded` (bench/accuracy.py passes
+    other encodings for its ablations)."""
     chosen = formatter.encode(ds["prompt"], ds["chosen"])
     rejected = formatter.encode(ds["prompt"], ds["rejected"])
     features = []
