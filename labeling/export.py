@@ -29,7 +29,8 @@ import datasets
 import pandas as pd
 import pyarrow.parquet as pq
 
-from labeling.store import MARGINS, STRENGTHS, Store
+from labeling.store import Store
+from labeling.vocab import MARGINS, STRENGTH_WORDS
 from labeling.tasks import Task
 
 FEATURES = datasets.Features({
@@ -210,7 +211,7 @@ def export(store: Store, config: ExportConfig) -> Path:
     path = WRITERS[config.format](ds, out)
     resolved = {**asdict(config), "db": store.safe_url, "rows": len(ds),
                 "columns": list(FEATURES), "data": path.name if path != out else ".",
-                "margins": {f"{s} ({STRENGTHS[s]})": m for s, m in MARGINS.items()},
+                "margins": {f"{s} ({STRENGTH_WORDS[s]})": m for s, m in MARGINS.items()},
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (out / CONFIG_FILE).write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
     return path

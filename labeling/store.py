@@ -44,14 +44,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from labeling.tasks import KINDS, LETTERS, Task, pairings
+from labeling.vocab import MARGINS, check_label
 
 DEFAULT_DB = Path("runs") / "labels.db"
 SCHEMA_VERSION = 1
 
-# strength -> margin, the Llama 2 "small margin" scale (Touvron et al. 2023, Table 28,
-# https://arxiv.org/abs/2307.09288): the reward gap the RM is asked to exceed.
-MARGINS: dict[int, float] = {1: 1 / 3, 2: 2 / 3, 3: 1.0}
-STRENGTHS: dict[int, str] = {1: "slightly", 2: "clearly", 3: "much"}
 
 # choice -> (winner, loser) response indices, given the (left, right) indices shown
 CHOICES: dict[str, Callable[[int, int], tuple[int | None, int | None]]] = {
@@ -591,13 +588,9 @@ class Store:
         LookupError for an unknown id.
         """
         annotator = _check_annotator(annotator)
-        if choice not in CHOICES:
-            raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}")
-        if strength not in MARGINS or isinstance(strength, bool):
-            raise ValueError(f"strength must be 1, 2 or 3 (slightly/clearly/much), got {strength!r}")
-        tags = tuple(tags)
-        if not isinstance(rationale, str) or not all(isinstance(t, str) for t in tags):
-            raise ValueError("rationale must be a string and tags a list of strings")
+        tags = check_label(choice, strength, tags)
+        if not isinstance(rationale, str):
+            raise ValueError("rationale must be a string")
         if seconds is not None and not seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
         return self._retrying(lambda conn: self._submit(
