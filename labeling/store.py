@@ -24,12 +24,18 @@ Assignment rules (`Store.next_assignment`):
   them, so triads get completed. If the only work left is another pairing of the task just
   served, `next_assignment` returns None (that pairing stays for other annotators).
 
+Listeners: `store.listeners` holds callables `(event, payload)` run after a write commits:
+("tasks", [Task, ...]) for newly imported tasks and ("assignment", id) whenever an
+assignment is created or changes state (labelled, skipped, undone, expired). A listener that
+raises is logged and does not undo the write (labeling.hub_sync uses this).
+
 Labels: `choice` is one of CHOICES, `strength` 1|2|3 = slightly|clearly|much better, stored
 as `margin` = MARGINS[strength] for left/right and 0.0 for tie/both_bad. The winning and
 losing response indices are stored too, so everything downstream is order-independent.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections import Counter
@@ -47,6 +53,8 @@ from labeling.tasks import KINDS, LETTERS, Task, pairings
 from labeling.vocab import MARGINS, check_label
 
 DEFAULT_DB = Path("runs") / "labels.db"
+logger = logging.getLogger(__name__)
+Listener = Callable[[str, object], None]  # (event, payload), called after commit
 SCHEMA_VERSION = 1
 
 
@@ -331,6 +339,7 @@ class Store:
         self.url = resolve_url(db)
         self.config = config or StoreConfig()
         self._rng = random.Random(self.config.seed)
+        self.listeners: list[Listener] = []
         self.engine = sa.create_engine(self.url)
         self.dialect = self.engine.dialect.name
         database = self.engine.url.database
@@ -371,8 +380,20 @@ class Store:
         """A write transaction, committed on exit (durable before the caller returns)."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(rmlab_write=True)
+            events = conn.info["rmlab_events"] = []  # queued by _emit, run once committed
             with conn.begin():
                 yield conn
+        for event, payload in events:
+            for listener in list(self.listeners):
+                try:
+                    listener(event, payload)
+                except Exception:
+                    logger.exception("store listener %r failed on %s %r", listener, event, payload)
+
+    @staticmethod
+    def _emit(conn: sa.Connection, event: str, payload: object) -> None:
+        """Queue a listener event; it runs only if this transaction commits."""
+        conn.info["rmlab_events"].append((event, payload))
 
     def _retrying(self, fn: Callable[[sa.Connection], object], attempts: int = 10):
         """Run `fn` in a write transaction, again when a concurrent writer won a race."""
@@ -420,6 +441,7 @@ class Store:
                for i, t in enumerate((t for t in tasks if t.id not in existing), start=1)]
         if new:
             conn.execute(sa.insert(tasks_t), new)
+            self._emit(conn, "tasks", [t for t in tasks if t.id not in existing])
         return len(new)
 
     def tasks(self, kind: str | None = None) -> list[Task]:
@@ -493,6 +515,7 @@ class Store:
                "created_at": _iso(now), "served_at": _iso(now), "finished_at": None}
         new_id = conn.execute(sa.insert(assignments_t).values(**row)
                               .returning(assignments_t.c.id)).scalar_one()
+        self._emit(conn, "assignment", new_id)
         return self._assignment_by_id(conn, new_id)
 
     def _assignment_by_id(self, conn: sa.Connection, assignment_id: int) -> Assignment:
@@ -566,6 +589,7 @@ class Store:
                                .values(status="expired"))
         if expired.rowcount != 1:
             raise _Conflict("lease renewed meanwhile")
+        self._emit(conn, "assignment", lapsed[0].id)
         return lapsed[0].slot
 
     def _reclaim(self, conn: sa.Connection, row, status: str, now: datetime, **values) -> None:
@@ -626,6 +650,7 @@ class Store:
             assignment_id=assignment_id, choice=choice, strength=strength, margin=margin,
             winner=winner, loser=loser, rationale=rationale, tags=list(tags),
             seconds=float(seconds), created_at=_iso(now)))
+        self._emit(conn, "assignment", assignment_id)
         return self._label_for(conn, assignment_id)
 
     def _label_for(self, conn: sa.Connection, assignment_id: int) -> Label | None:
@@ -649,6 +674,7 @@ class Store:
             if row.status != "skipped":
                 conn.execute(sa.update(assignments_t).where(assignments_t.c.id == row.id)
                              .values(status="skipped", finished_at=_iso(_now())))
+                self._emit(conn, "assignment", row.id)
 
         self._retrying(run)
 
@@ -679,6 +705,7 @@ class Store:
             except _Conflict:
                 raise ValueError("cannot undo the skip: that task has since collected "
                                  f"{self.config.cap(row.kind)} labels") from None
+        self._emit(conn, "assignment", last)
         return self._assignment_by_id(conn, last)
 
     def progress(self, annotator: str) -> dict:
