@@ -146,17 +146,30 @@ def temperature_from(spec: str, scorer) -> tuple[float | None, str]:
         raise ValueError(f"--temperature must be fit, checkpoint or a number, got {spec!r}") from None
 
 
+def pair_calibration(scorer, pairs, temperature: str = "checkpoint", fit_fraction: float = 0.5,
+                     n_bins: int = 10, seed: int = 0) -> CalibrationResult:
+    """Score a preference set with `scorer` and compute its reliability before and after scaling.
+
+    `pairs` has prompt, chosen, rejected and optionally tie columns (a `datasets.Dataset`, a
+    DataFrame or a dict of lists); `temperature` is as in `temperature_from`.
+    """
+    from rm.evaluate import score_pairs
+
+    names = pairs.column_names if hasattr(pairs, "column_names") else list(pairs)
+    columns = {c: list(pairs[c]) for c in ("prompt", "chosen", "rejected", "tie") if c in names}
+    t, source = temperature_from(temperature, scorer)
+    r_c, r_r = score_pairs(scorer, columns)
+    return calibration(r_c, r_r, columns.get("tie"), t, fit_fraction, n_bins, seed, source)
+
+
 def run(config: CalibrationConfig, scorer=None) -> tuple[CalibrationResult, dict]:
     """Score the pairs, compute the reliability before and after, plot; (result, JSON report)."""
     from analysis.cli import load_scorer_from, write_plot
     from rm.data import load_preferences
 
     scorer = scorer or load_scorer_from(config.rm)
-    temperature, source = temperature_from(config.temperature, scorer)
     ds = load_preferences(config.data, config.data_dir, config.split, config.max_pairs)
-    r_c = scorer.score(ds["prompt"], ds["chosen"]).mean
-    r_r = scorer.score(ds["prompt"], ds["rejected"]).mean
-    result = calibration(r_c, r_r, ds["tie"], temperature, config.fit_fraction, config.n_bins, config.seed, source)
+    result = pair_calibration(scorer, ds, config.temperature, config.fit_fraction, config.n_bins, config.seed)
     report = {"config": config, "rm": getattr(scorer, "name", None), **result.to_dict()}
     if config.plot or config.out:
         report["plot"] = write_plot(plot_reliability(result), config.out, config.plot)

@@ -230,3 +230,14 @@ def load_export(folder: str | Path) -> datasets.Dataset:
         return as_dataset(rows)
     raise FileNotFoundError(f"{folder} holds no export (no state.json, "
                             f"{DATA_FILES['parquet']} or {DATA_FILES['jsonl']})")
+
+
+def export_zip(store: Store, config: ExportConfig) -> Path:
+    """Export (data file + export_config.json) into `config.out`, then zip that folder beside it
+    as preferences-<aggregate>-<format>-<UTC time>.zip, for a download."""
+    import shutil
+
+    export(store, config)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(config.out).parent / f"preferences-{config.aggregate}-{config.format}-{stamp}"
+    return Path(shutil.make_archive(str(base), "zip", config.out))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import app
+from ui import build_ui, launch
+from ui.auth import Access
+from ui.context import App
 
 CHROMIUM = os.environ.get("RMLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -25,10 +27,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def lab_ui(store, access: Access | None = None, runs=None):
+    """The whole UI on `store` (default access: a local run, everyone a researcher)."""
+    kwargs = {} if runs is None else {"runs": Path(runs)}
+    return build_ui(App(store, access or Access(), **kwargs))
+
+
 def serve(demo) -> str:
     """Launch `demo` with the app's settings on a free port without blocking; its local URL.
     The caller closes it (`demo.close()`)."""
-    app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     return demo.local_url
 
 

@@ -1,0 +1,51 @@
+"""The annotator's two operations, as JSON-able dicts: serve the next task, record a label.
+
+The UI's buttons and the named API endpoints (`next_task`, `submit_label`) both call these,
+so a script labels exactly as a person does. Choices and strengths are in the annotator's
+terms (`labeling.vocab`: "A" is the response shown on the left); time on task is the store's,
+from serve (or re-serve) to submit.
+"""
+from __future__ import annotations
+
+from labeling.store import Store
+from labeling.vocab import DEFAULT_STRENGTH, from_api
+
+
+def progress(store: Store, annotator: str) -> dict:
+    """{"done", "skipped", "remaining"} for the annotator."""
+    counts = store.progress(annotator)
+    return {k: counts[k] for k in ("done", "skipped", "remaining")}
+
+
+def serve_task(store: Store, annotator: str) -> dict:
+    """The annotator's next assignment; an open (served, unlabelled) one is served again.
+
+    {"assignment_id": int or None when nothing is left, "prompt", "response_a",
+     "response_b" (as shown: A left, B right), "progress": {...}}
+    """
+    assignment = store.next_assignment(annotator)
+    view = {"assignment_id": None, "prompt": "", "response_a": "", "response_b": "",
+            "progress": progress(store, annotator)}
+    if assignment is not None:
+        view.update(assignment_id=assignment.id, prompt=assignment.prompt,
+                    response_a=assignment.left, response_b=assignment.right)
+    return view
+
+
+def record_label(store: Store, annotator: str, assignment_id: int, choice: str,
+                 strength: str = DEFAULT_STRENGTH, rationale: str | None = "",
+                 tags: list[str] | None = None) -> dict:
+    """Store one label durably; idempotent per assignment. Raises ValueError (bad value),
+    PermissionError (someone else's assignment) or LookupError (unknown id).
+
+    {"assignment_id": int, "label_id": int (the same for a repeated submit), "progress": {...}}
+    """
+    choice, strength = from_api(choice, strength)
+    try:
+        assignment_id = int(assignment_id)
+    except (TypeError, ValueError):
+        raise ValueError(f"assignment_id must be the integer next_task returned, got {assignment_id!r}") from None
+    label = store.submit(assignment_id, annotator, choice, strength,
+                         rationale=(rationale or "").strip(), tags=list(tags or []))
+    return {"assignment_id": label.assignment_id, "label_id": label.id,
+            "progress": progress(store, annotator)}

@@ -1,0 +1,74 @@
+"""ui.dashboard: the researcher's statistics and export, over HTTP and called directly."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from gradio_client import Client
+
+from app_support import lab_ui, serve
+from labeling import dashboard
+from labeling.store import StoreConfig, open_store
+from labeling.testing import tiny_tasks
+from ui.auth import Access
+from ui.dashboard import summary_text
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks(pairs=3, triads=1, agreement=1, gold=1))
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_app(tmp_path_factory):
+    """Roles configured: the researcher token is "s3cret"."""
+    store = open_store(tmp_path_factory.mktemp("guarded") / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks())
+    demo = lab_ui(store, Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
+    yield serve(demo)
+    demo.close()
+    store.close()
+
+
+def test_researcher_token_unlocks_the_export(guarded_app, tmp_path):
+    client = Client(guarded_app, verbose=False, download_files=str(tmp_path))
+    client.predict("dana", "s3cret", api_name="/sign_in")
+    task = client.predict("dana", api_name="/next_task")
+    client.predict("dana", task["assignment_id"], "A", "slightly", "", [], api_name="/submit_label")
+    archive = client.predict("none", "jsonl", api_name="/export_dataset")
+    shutil.unpack_archive(archive, tmp_path / "export")
+    rows = [json.loads(line) for line in (tmp_path / "export" / "preferences.jsonl").read_text().splitlines()]
+    assert [(r["annotator"], r["chosen"], r["margin"]) for r in rows] == [("dana", task["response_a"], 1 / 3)]
+    assert json.loads((tmp_path / "export" / "export_config.json").read_text())["aggregate"] == "none"
+
+
+def test_dashboard_for_a_researcher(guarded_app):
+    client = Client(guarded_app, verbose=False)
+    client.predict("erin", "s3cret", api_name="/sign_in")
+    task = client.predict("erin", api_name="/next_task")
+    client.predict("erin", task["assignment_id"], "B", "clearly", "", [], api_name="/submit_label")
+    summary, per_annotator, per_kind, *_plots = client.predict(api_name="/dashboard")
+    assert "annotator" in summary and "Krippendorff" in summary
+    rows = {row[0]: row for row in per_annotator["data"]}
+    assert rows["erin"][1] == 1  # labels
+    assert "(all)" in rows
+
+
+def test_summary_and_tables_count_labels(store):
+    for who, choice in [("ann", "left"), ("ben", "right"), ("ann", "left")]:
+        assignment = store.next_assignment(who)
+        store.submit(assignment.id, who, choice, 2)
+    labels = store.labels()
+    assert summary_text(labels).startswith("**3 labels** from **2 annotators**")
+    table = dashboard.annotator_table(labels).set_index("annotator")
+    assert table.loc["ann", "labels"] == 2 and table.loc["(all)", "labels"] == 3
+    # ann picked left twice, ben right once: 2 of 3 decisive picks were left
+    assert table.loc["ann", "left picks"].startswith("100% (")
+    assert table.loc["(all)", "left picks"].startswith("67% (")
+    assert summary_text(labels.iloc[:0]).startswith("**No labels yet.**")
+
+

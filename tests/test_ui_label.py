@@ -1,0 +1,143 @@
+"""ui.label: the labeling endpoints through gradio_client, the researcher endpoints' refusals,
+and the tab's handlers called directly (no server)."""
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from app_support import lab_ui, serve
+from labeling.store import StoreConfig, open_store
+from labeling.testing import tiny_tasks
+from ui import label
+from ui.auth import Access, Session
+from ui.context import App, Shell
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks(pairs=3, triads=1, agreement=1, gold=1))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def open_app(store):
+    demo = lab_ui(store)
+    yield Client(serve(demo), verbose=False)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_app(tmp_path_factory):
+    """Roles configured: researcher "carol" (verified identity only) or the token "s3cret"."""
+    store = open_store(tmp_path_factory.mktemp("guarded") / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks())
+    demo = lab_ui(store, Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
+    yield serve(demo)
+    demo.close()
+    store.close()
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+
+def test_double_submit_stores_one_label(open_app, store):
+    task = open_app.predict("alice", api_name="/next_task")
+    first = open_app.predict("alice", task["assignment_id"], "A", "much", " terse ", ["hedges"],
+                             api_name="/submit_label")
+    again = open_app.predict("alice", task["assignment_id"], "B", "slightly", "", [],
+                             api_name="/submit_label")
+    labels = store.labels()
+    assert len(labels) == 1
+    assert again["label_id"] == first["label_id"]
+    row = labels.iloc[0]
+    # "A" is the left response as shown; the first submit wins
+    assert (row.choice, row.strength, row.winner) == ("left", 3, row.left_index)
+    assert row.chosen == task["response_a"] and row.rejected == task["response_b"]
+    assert (row.rationale, row.tags) == ("terse", ["hedges"])
+    assert row.seconds >= 0
+    assert first["progress"]["done"] == 1
+
+
+def test_next_task_serves_the_open_task_again_until_labelled(open_app):
+    first = open_app.predict("alice", api_name="/next_task")
+    again = open_app.predict("alice", api_name="/next_task")
+    assert again["assignment_id"] == first["assignment_id"]
+    open_app.predict("alice", first["assignment_id"], "tie", "clearly", "", [], api_name="/submit_label")
+    after = open_app.predict("alice", api_name="/next_task")
+    assert after["assignment_id"] != first["assignment_id"]
+    assert after["progress"]["done"] == 1
+
+
+def test_script_labels_every_task(open_app, store):
+    """The README's loop: next_task until None, each pairing of each task once."""
+    task = open_app.predict("bob", api_name="/next_task")
+    served = []
+    while task["assignment_id"] is not None:
+        served.append(task["assignment_id"])
+        open_app.predict("bob", task["assignment_id"], "B", "clearly", "", [], api_name="/submit_label")
+        task = open_app.predict("bob", api_name="/next_task")
+    # 3 pairs + 1 agreement + 1 gold + a triad's 3 pairings; the loop can end early only
+    # when the triad's last pairing would follow its sibling back to back
+    assert len(served) == len(set(served)) == len(store.labels())
+    assert len(served) + task["progress"]["remaining"] == 8
+
+
+@pytest.mark.parametrize("args, match", [
+    (("maybe", "clearly", "", []), "choice must be one of A, B, tie, both_bad"),
+    (("A", "hugely", "", []), "strength must be one of slightly, clearly, much"),
+    (("A", "clearly", "", ["rude"]), "unknown tag 'rude'"),
+])
+def test_submit_label_rejects_bad_values(open_app, store, args, match):
+    task = open_app.predict("alice", api_name="/next_task")
+    with pytest.raises(AppError, match=match):
+        open_app.predict("alice", task["assignment_id"], *args, api_name="/submit_label")
+    assert store.labels().empty
+
+
+def test_submit_label_refuses_someone_elses_assignment(open_app, store):
+    task = open_app.predict("alice", api_name="/next_task")
+    with pytest.raises(AppError, match="belongs to another annotator"):
+        open_app.predict("mallory", task["assignment_id"], "A", "clearly", "", [], api_name="/submit_label")
+    with pytest.raises(AppError, match="no assignment with id 999"):
+        open_app.predict("alice", 999, "A", "clearly", "", [], api_name="/submit_label")
+    assert store.labels().empty
+
+
+def test_next_task_needs_a_name(open_app):
+    with pytest.raises(AppError, match="Enter your name"):
+        open_app.predict("  ", api_name="/next_task")
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+@pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl"))])
+@pytest.mark.parametrize("name, token", [("bob", ""), ("bob", "wrong"), ("carol", "")])
+def test_researcher_endpoints_refuse_non_researchers(guarded_app, api_name, args, name, token):
+    # "carol" is a listed researcher, but a typed name is not a verified identity
+    client = Client(guarded_app, verbose=False)
+    client.predict(name, token, api_name="/sign_in")
+    with pytest.raises(AppError, match="needs the researcher role"):
+        client.predict(*args, api_name=api_name)
+
+
+@pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl"))])
+def test_researcher_endpoints_refuse_a_session_that_never_signed_in(guarded_app, api_name, args):
+    with pytest.raises(AppError, match="needs the researcher role"):
+        Client(guarded_app, verbose=False).predict(*args, api_name=api_name)
+
+
+
+def test_api_lists_only_the_named_endpoints(open_app):
+    api = open_app.view_api(return_format="dict", print_info=False)
+    research = {"/score", "/train", "/stop_training", "/enqueue_policy_pairs", "/correlations", "/sycophancy_audit",
+                "/counterfactual", "/reliability", "/compare", "/goodhart", "/train_starter"}  # tests/test_ui_research.py
+    assert set(api["named_endpoints"]) == {"/sign_in", "/next_task", "/submit_label", "/dashboard",
+                                           "/export_dataset"} | research
+    assert not api["unnamed_endpoints"]  # the buttons' own events are private
+
+
