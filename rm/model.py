@@ -6,41 +6,16 @@ Two layouts, one interface (`forward(input_ids, attention_mask, ...) -> (B,) rew
   `AutoModelForSequenceClassification` with `num_labels=1` and its checkpoint loads there
   with identical scores.
 - backbone + head: any other pooling from `POOLING` over the base model's hidden states,
-  followed by a `Linear(hidden, 1)` head.
+  followed by a `Linear(hidden, 1)` head. The pooling functions live in rm/pooling.py, which such
+  checkpoints carry with rm/modeling_rmlab.py so that transformers loads them too (rm.checkpoint).
 """
-from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Pool = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (B,T,H), (B,T) -> (B,H)
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    return torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-
-
-def pool_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Hidden state of the rightmost non-pad token; correct for left and right padding."""
-    last = (_positions(mask) * mask).argmax(-1)  # (B,)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-
-
-def pool_first(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Hidden state of the leftmost non-pad token ([CLS] for encoders); left or right padding."""
-    first = mask.to(torch.int32).argmax(-1)  # (B,) first 1 in the mask
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
-
-
-def pool_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the hidden states over non-pad tokens."""
-    weights = mask.to(hidden.dtype).unsqueeze(-1)  # (B,T,1)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
-
-POOLING: dict[str, Pool] = {"last": pool_last, "mean": pool_mean, "cls": pool_first}
+from rm.pooling import POOLING, Pool, pool_first, pool_last, pool_mean, pooled_reward  # noqa: F401
 
 # Config attributes that hold dropout probabilities, across architectures (BERT, Llama, GPT-2, ...).
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout",
@@ -116,9 +91,7 @@ class RewardModel(nn.Module):
             logits = self.body(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
             return logits[:, 0].float()  # (B,) one reward per sequence
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        pooled = POOLING[self.pooling](hidden, attention_mask)  # (B,H)
-        with torch.autocast(pooled.device.type, enabled=False):
-            return self.head(pooled.float()).squeeze(-1)  # (B,) head in fp32 even under autocast
+        return pooled_reward(hidden, attention_mask, self.pooling, self.head)  # (B,) head in fp32
 
 
 def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: bool = False,
@@ -170,11 +143,12 @@ def quiet_transformers():
             logging.enable_progress_bar()
 
 
-def load_tokenizer(path: str):
-    """AutoTokenizer with a pad token (decoders often lack one: fall back to eos)."""
+def load_tokenizer(path: str, **kwargs):
+    """AutoTokenizer with a pad token (decoders often lack one: fall back to eos); `kwargs` go
+    to `from_pretrained` (e.g. the model's `config`, so that it need not be read again)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer

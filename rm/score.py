@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rm.checkpoint import ENSEMBLE_FILE, load_rm
+from rm.checkpoint import ENSEMBLE_FILE, load_rm, locate
 from rm.collate import SequenceCollator, sorted_batches
 from rm.device import autocast_dtype, default_device, torch_threads, use_attention
 from rm.formatting import Formatter
@@ -130,7 +130,7 @@ def ensemble_members(path: Path) -> list[Path]:
 
 def _load_models(src: str | Path) -> tuple[list[RewardModel], float | None]:
     """Models of one source and its ensemble temperature (None for a single model)."""
-    path = Path(src)
+    path = Path(locate(src))
     members = ensemble_members(path) if path.is_dir() else []
     if not members:
         return [load_rm(src)], None

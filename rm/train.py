@@ -227,7 +227,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     raw = accelerator.unwrap_model(model)
 
-    curves, best, best_state, best_rewards, stale = [], None, None, None, 0
+    curves, best, best_state, best_rewards, stale, diverged = [], None, None, None, 0, None
     step, train_seconds, seen, stopped = 0, 0.0, 0, False
     bar = tqdm(total=total_steps, desc=f"train{f' member {member}' if config.ensemble > 1 else ''}",
                disable=not config.progress, dynamic_ncols=True)
@@ -243,6 +243,9 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             loss = bt_loss(r_c, r_r, batch["margin"], batch["tie"])
             if config.center_coef:
                 loss = loss + center_loss(rewards, config.center_coef)
+            if not torch.isfinite(loss):  # diverged: stop before the update, keep the last good weights
+                diverged = {"step": step + 1, "total_steps": total_steps, "epoch": epoch + 1, "loss": loss.item()}
+                break
             accelerator.backward(loss)
             grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                          if config.max_grad_norm else torch.tensor(float("nan")))
@@ -269,6 +272,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             if stopped:
                 tqdm.write(f"stopped by the callback after step {step} of {total_steps}", file=sys.stderr)
                 break
+        if diverged:
+            break
         if eval_data is None:
             if stopped:
                 break
@@ -296,13 +301,16 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         if stopped:
             break
     bar.close()
+    if diverged and best_state is None:
+        raise TrainingDiverged(diverged_message(config, diverged, None, out))
     if best_state is not None and best is not curves[-1]:
         raw.load_state_dict(best_state)
 
     metrics = {"n_train": len(train_data), "n_truncated_train": train_data.n_truncated, "steps": step,
                "train_seconds": train_seconds, "train_pairs_per_s": seen / max(train_seconds, 1e-9),
                "n_params": count_parameters(raw), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
-               "device": str(device), "best_epoch": best["epoch"] if best else None, "stopped": stopped}
+               "device": str(device), "best_epoch": best["epoch"] if best else None, "stopped": stopped,
+               "n_ties_train": sum(bool(f["tie"]) for f in train_data.features), **({"diverged": diverged} if diverged else {})}
     temperature = 1.0
     if eval_data is not None:
         r_c, r_r = best_rewards  # the kept weights' eval rewards
@@ -311,7 +319,22 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         metrics |= {"n_truncated_eval": eval_data.n_truncated, **all_metrics(r_c, r_r, ties, temperature)}
     raw.eval()
     save_member(raw, tokenizer, out, config, metrics, curves, temperature)
+    if diverged:
+        raise TrainingDiverged(diverged_message(config, diverged, best, out))
     return raw, metrics
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the message says what was kept and what to change."""
+
+
+def diverged_message(config: TrainConfig, diverged: dict, kept: dict | None, out: Path) -> str:
+    """What happened, what was kept (the best evaluated epoch before it, or nothing), how to fix it."""
+    kept_text = (f"kept the weights of epoch {kept['epoch']} (eval accuracy {kept['eval_accuracy']:.3f}) in {out}"
+                 if kept else f"nothing was saved to {out} (no evaluated epoch before it to keep)")
+    return (f"training diverged: the loss became {diverged['loss']} at step {diverged['step']} of "
+            f"{diverged['total_steps']} (epoch {diverged['epoch']}) with --lr {config.lr:g}; {kept_text}. "
+            f"Lower --lr (the default is {TrainConfig.lr:g}), keep --max-grad-norm on, or raise --warmup-ratio")
 
 
 def save_member(model: RewardModel, tokenizer, out: Path, config: TrainConfig, metrics: dict,
@@ -346,13 +369,31 @@ def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
         raise ValueError("TrainConfig.data is required: a label export folder, a JSONL/CSV/Parquet file or a Hub id")
     for key in ("ensemble", "epochs", "batch_size", "max_length"):
         if getattr(config, key) < 1:
-            raise ValueError(f"TrainConfig.{key} must be >= 1, got {getattr(config, key)}")
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1 (TrainConfig.{key}), got {getattr(config, key)}")
+    if not (config.lr >= 0 and math.isfinite(config.lr)):
+        raise ValueError(f"--lr must be a finite number >= 0 (TrainConfig.lr), got {config.lr}")
     with torch_threads(config.num_threads):
         return _train(config, callback)
 
 
+MIN_DECIDED_PAIRS = 8  # fewer pairs with a winner than this: train, with a warning
+
+
+def check_signal(ds, what: str = "training data") -> None:
+    """Refuse data whose pairs are all ties (no preference to learn, ValueError); warn on stderr
+    when fewer than MIN_DECIDED_PAIRS pairs have a winner (one pair trains, but says little)."""
+    decided = len(ds) - sum(bool(t) for t in ds["tie"])
+    if decided == 0:
+        raise ValueError(f"{what}: all {len(ds)} pairs are ties (no response preferred), so a reward model has "
+                         "nothing to learn; label which response is better in some pairs")
+    if decided < MIN_DECIDED_PAIRS:
+        print(f"warning: {what}: only {decided} pair(s) with a winner; the model will learn little and its "
+              "held-out numbers will mean little", file=sys.stderr)
+
+
 def _train(config: TrainConfig, callback: Callback | None) -> Path:
     train_ds, eval_ds = load_splits(config)
+    check_signal(train_ds)
     formatter = Formatter(load_tokenizer(config.backbone or default_backbone()), config.max_length)
     train_data = tokenize_pairs(formatter, train_ds)
     eval_data = tokenize_pairs(formatter, eval_ds) if eval_ds is not None else None
@@ -412,4 +453,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from labeling.cli import run_cli
+
+    raise SystemExit(run_cli(main))

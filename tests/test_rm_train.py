@@ -51,8 +51,8 @@ def test_tiny_model_learns_a_separable_set(tmp_path, setup):
     assert metrics["accuracy"] > 0.9 and metrics["n"] == 24 and metrics["n_train"] == 72
     assert metrics["precision"] == "fp32" and metrics["train_pairs_per_s"] > 0
     start = load_file(f"{backbone}/model.safetensors")
-    end = load_file(out / "backbone" / "model.safetensors")
-    assert not torch.equal(start["encoder.layer.0.attention.self.query.weight"], end["encoder.layer.0.attention.self.query.weight"])
+    end = load_file(out / "model.safetensors")  # a "pooled" checkpoint: backbone.* and score.*
+    assert not torch.equal(start["encoder.layer.0.attention.self.query.weight"], end["backbone.encoder.layer.0.attention.self.query.weight"])
     assert {"step", "total_steps", "epoch", "loss", "accuracy"} <= set(events[0])
     assert any("eval_accuracy" in e for e in events) and events[-1]["step"] == events[-1]["total_steps"] == 27
 
