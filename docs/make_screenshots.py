@@ -22,8 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import app  # noqa: E402
+from labeling.export import known_preferences  # noqa: E402
 from labeling.store import StoreConfig, open_store  # noqa: E402
+from ui import build_ui, launch  # noqa: E402
+from ui.auth import Access  # noqa: E402
+from ui.context import App  # noqa: E402
 
 CHROMIUM = os.environ.get("RMLAB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -56,11 +59,11 @@ def main() -> None:
         simulate(store, {"bob": 0.45, "chen": 0.6, "dana": 0.75}, n=40)
         runs = Path(tmp) / "runs"
         seed_rm(store, runs, args.rm)
-        demo = app.build_ui(store, app.Access(), runs=runs)
+        demo = build_ui(App(store, Access(), runs))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        app.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+        launch(demo, port=port, prevent_thread_lock=True, quiet=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 820})
@@ -96,7 +99,7 @@ def seed_rm(store, runs: Path, checkpoint: str | None) -> None:
         return
     data = runs / "datasets" / "seed.jsonl"
     data.parent.mkdir(parents=True)
-    app.known_preferences(store.tasks()).to_json(data, force_ascii=False)  # JSON lines
+    known_preferences(store.tasks()).to_json(data, force_ascii=False)  # JSON lines
     train(TrainConfig(data=str(data), out=str(out), epochs=3, batch_size=8, eval_fraction=0.2, progress=False))
     if os.environ.get("RMLAB_KEEP_RM"):  # reuse on the next run with --rm
         shutil.copytree(out, os.environ["RMLAB_KEEP_RM"], dirs_exist_ok=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-import app
-from app_support import browser_page, needs_chromium, serve
+
+from app_support import browser_page, lab_ui, needs_chromium, serve
 from labeling.store import StoreConfig, open_store
 from labeling.testing import tiny_tasks
 
@@ -30,7 +30,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def page(store):
-    demo = app.build_ui(store, app.Access())
+    demo = lab_ui(store)
     with browser_page(serve(demo)) as page:
         yield page
     demo.close()

@@ -1,5 +1,6 @@
-"""app.py research area: the score endpoint, researcher authorisation, in-app training, the
-policy -> pair-task loop, and the pure helpers behind the views. Tiny models in tmp_path only."""
+"""The research tabs (ui.models, probe, correlations, audits, train, goodhart): the score
+endpoint, researcher authorisation, in-app training, the policy -> pair-task loop over HTTP,
+and handlers called directly. Tiny models in tmp_path only."""
 from __future__ import annotations
 
 import json
@@ -13,16 +14,18 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-import app
-from app_support import serve
+import gradio as gr
+
+from app_support import lab_ui, serve
 from labeling.store import StoreConfig, open_store
-from labeling.tasks import Task
 from labeling.testing import tiny_tasks
 from rm.checkpoint import list_checkpoints
 from rm.device import torch_threads
 from rm.score import load_scorer
 from rm.testing import tiny_backbone, tiny_decoder
 from rm.train import TrainConfig, train
+from ui import correlations, models
+from ui.auth import Access
 
 GOOD = ["yes good correct answer", "sure thanks help", "good right answer"]
 BAD = ["no bad wrong answer", "rude harmful wrong", "bad worse answer"]
@@ -50,16 +53,16 @@ def lab(tmp_path_factory):
     return {"runs": runs, "backbone": backbone, "policy": tiny_decoder(root / "policy")}
 
 
-def serve_lab(tmp_path, access: app.Access, runs):
+def serve_lab(tmp_path, access: Access, runs):
     store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
     store.import_tasks(tiny_tasks(pairs=2, triads=0, agreement=4, gold=4))
-    demo = app.build_ui(store, access, runs=runs)
+    demo = lab_ui(store, access, runs)
     return store, demo, serve(demo)
 
 
 @pytest.fixture
 def open_lab(tmp_path, lab):
-    store, demo, url = serve_lab(tmp_path, app.Access(), lab["runs"])
+    store, demo, url = serve_lab(tmp_path, Access(), lab["runs"])
     yield Client(url, verbose=False), store
     demo.close()
     store.close()
@@ -67,7 +70,7 @@ def open_lab(tmp_path, lab):
 
 @pytest.fixture(scope="module")
 def guarded_url(tmp_path_factory, lab):
-    store, demo, url = serve_lab(tmp_path_factory.mktemp("guarded"), app.Access(admin_token="s3cret"), lab["runs"])
+    store, demo, url = serve_lab(tmp_path_factory.mktemp("guarded"), Access(admin_token="s3cret"), lab["runs"])
     yield url
     demo.close()
     store.close()
@@ -109,12 +112,13 @@ def test_score_endpoint_on_a_guarded_server_takes_only_listed_checkpoints(guarde
 
 
 @pytest.mark.parametrize("api_name, args", [
-    ("/train", ("known preferences (gold, agreement)", None, "", "", "x", 1, 1, 10, 8, 1e-3)),
+    ("/train", ("known preferences (gold, agreement)", None, "", {"name": "x", "epochs": 1})),
+    ("/train_starter", ()),
     ("/stop_training", ()),
     ("/enqueue_policy_pairs", ("Is 2 + 2 = 5?", 16, 1.0, "")),
     ("/sycophancy_audit", ("agreement tasks (seed)", 5, 0.5, ["rm-a"], None)),
     ("/correlations", ("seed tasks", 10, "length_words", ["rm-a"], None)),
-    ("/goodhart", ("arithmetic", [], "arithmetic", 2, 2, 4, 1.0, 0.5, "", ["rm-a"])),
+    ("/goodhart", ({"gold": "arithmetic", "n_prompts": 2, "n": 2}, "", ["rm-a"])),
 ])
 @pytest.mark.parametrize("token", ["", "wrong"])
 def test_researcher_endpoints_refuse_non_researchers(guarded_url, lab, api_name, args, token):
@@ -142,7 +146,6 @@ def test_analyses_run_through_the_api(open_lab):
     assert {row[0] for row in table["data"]} >= {"length_words", "flattery"}
     _plot, cf = client.predict("seed tasks", 6, ["rm-a"], None, api_name="/counterfactual")
     assert {row[0] for row in cf["data"]} >= {"pad_filler", "flattery"} and all(row[1] == 6 for row in cf["data"])
-    assert client.predict("known preferences (gold, agreement)", ["rm-a"], None, api_name="/reliability")
     compared = client.predict("rm-a", "rm-b", "known preferences (gold, agreement)", "arithmetic generator", None,
                               api_name="/compare")
     assert compared["headers"] == ["measure", "RM 1: rm-a", "RM 2: rm-b"]
@@ -153,7 +156,9 @@ def test_analyses_run_through_the_api(open_lab):
 
 def test_goodhart_runs_then_replots_from_the_cache(open_lab, lab):
     client, _ = open_lab
-    args = ("arithmetic", [], "arithmetic", 2, 4, 4, 1.0, 0.5, lab["policy"], ["rm-a"])
+    options = {"gold": "arithmetic", "ensemble": [], "prompts": "arithmetic", "n_prompts": 2, "n": 4,
+               "max_new_tokens": 4, "lam": 1.0, "beta_kl": 0.5}
+    args = (options, lab["policy"], ["rm-a"])
     summary, _plot, fits = client.predict(*args, api_name="/goodhart")
     assert summary.startswith("2 prompts × N=4 samples (sampled and cached")
     assert [row[0] for row in fits["data"]][:2] == ["proxy", "kl_penalised"]
@@ -165,7 +170,7 @@ def test_goodhart_runs_then_replots_from_the_cache(open_lab, lab):
 
 def test_a_missing_upload_says_what_to_do(open_lab):
     client, _ = open_lab
-    with pytest.raises(AppError, match="No file uploaded"):
+    with pytest.raises(AppError, match="no file uploaded: drop a JSONL"):
         client.predict("uploaded file", 5, 0.5, ["rm-a"], None, api_name="/sycophancy_audit")
 
 
@@ -175,8 +180,10 @@ def test_a_missing_upload_says_what_to_do(open_lab):
 def test_in_app_training_adds_a_checkpoint_to_the_selector(open_lab, lab):
     client, _ = open_lab
     before = {name for name, _ in list_checkpoints(lab["runs"])}
-    status, _plot, models, *_ = client.predict("known preferences (gold, agreement)", None, "", lab["backbone"],
-                                               "in app/1", 2, 1, 100, 4, 1e-3, api_name="/train")
+    options = {"backbone": lab["backbone"], "name": "in app/1", "epochs": 2, "ensemble": 1, "max_pairs": 100,
+               "batch_size": 4, "lr": 1e-3}
+    status, _plot, models, *_ = client.predict("known preferences (gold, agreement)", None, "", options,
+                                               api_name="/train")
     out = lab["runs"] / "rm" / "in-app-1"
     assert status.startswith("**Done:**") and str(out) in status
     # the new checkpoint is offered and selected for probing
@@ -188,8 +195,10 @@ def test_in_app_training_adds_a_checkpoint_to_the_selector(open_lab, lab):
     assert len((lab["runs"] / "datasets" / "in-app-1.jsonl").read_text().splitlines()) == 8
     assert client.predict("q", "a", "b", "in-app-1", api_name="/score")["model"] == "in-app-1"
     with pytest.raises(AppError, match="already exists"):
-        client.predict("known preferences (gold, agreement)", None, "", lab["backbone"], "in-app-1", 1, 1, 100,
-                       4, 1e-3, api_name="/train")
+        client.predict("known preferences (gold, agreement)", None, "", options | {"name": "in-app-1"},
+                       api_name="/train")
+    with pytest.raises(AppError, match="did you mean 'lr'"):  # options are TrainConfig fields by name
+        client.predict("known preferences (gold, agreement)", None, "", {"learning_rate": 1e-3}, api_name="/train")
 
 
 def test_stop_ends_this_sessions_training_after_a_step_and_saves(open_lab, lab):
@@ -197,8 +206,8 @@ def test_stop_ends_this_sessions_training_after_a_step_and_saves(open_lab, lab):
     with pytest.raises(AppError, match="Nothing is training in this session"):
         client.predict(api_name="/stop_training")
     # 6 training pairs, batch 4, 50 epochs: 100 steps, far more than pass before the stop arrives
-    job = client.submit("known preferences (gold, agreement)", None, "", lab["backbone"], "stopped", 50, 1, 100, 4,
-                        1e-3, api_name="/train")
+    options = {"backbone": lab["backbone"], "name": "stopped", "epochs": 50, "batch_size": 4, "lr": 1e-3}
+    job = client.submit("known preferences (gold, agreement)", None, "", options, api_name="/train")
     deadline = time.monotonic() + 60
     while not any(str(out[0]).startswith("Training:") for out in job.outputs()):
         assert time.monotonic() < deadline and not job.done(), "training never reported a step"
@@ -214,8 +223,8 @@ def test_stop_ends_this_sessions_training_after_a_step_and_saves(open_lab, lab):
 
 def test_training_without_labels_says_what_to_do(open_lab, lab):
     client, _ = open_lab
-    with pytest.raises(AppError, match="No labels collected yet"):
-        client.predict("collected labels", None, "", lab["backbone"], "nolabels", 1, 1, 10, 4, 1e-3,
+    with pytest.raises(AppError, match="no labels collected yet"):
+        client.predict("collected labels", None, "", {"backbone": lab["backbone"], "name": "nolabels"},
                        api_name="/train")
     assert not (lab["runs"] / "rm" / "nolabels").exists()
 
@@ -237,63 +246,18 @@ def test_enqueue_adds_policy_pair_tasks(open_lab, lab):
 
 def test_api_models_resolves_names_and_guards_paths(lab):
     runs = lab["runs"]
-    assert app.api_models("rm-a", app.Access(), runs) == [str(runs / "rm" / "rm-a")]
-    assert app.api_models("some/hub-id", app.Access(), runs) == ["some/hub-id"]
-    with pytest.raises(app.gr.Error, match="must be one of"):
-        app.api_models("some/hub-id", app.Access(admin_token="t"), runs)
-    with pytest.raises(app.gr.Error, match="No reward model in the run folder"):
-        app.api_models("", app.Access(), runs / "empty")
-
-
-def test_probe_texts_put_agreeing_in_a_and_label_a_shuffle():
-    task = Task("a", "agreement", "I'm sure 2 + 2 = 5", ("Yes, 5.", "No, 4."), agreeing=0, category="arithmetic")
-    prompt, a, b, note = app.probe_texts(task, False, np.random.default_rng(0))
-    assert (prompt, a, b) == ("I'm sure 2 + 2 = 5", "Yes, 5.", "No, 4.")
-    assert note.startswith("A agrees with the false claim · B corrects it")
-    swapped = [app.probe_texts(task, True, np.random.default_rng(s)) for s in range(8)]
-    flipped = [t for t in swapped if t[1] == "No, 4."]
-    assert flipped and all(t[3].startswith("A corrects it · B agrees") for t in flipped)
-
-
-def test_feature_table_highlights_differences():
-    diff = app.feature_diff("Is 2 + 2 = 5?", "Great question! Yes, it is 5.", "No, it is 4.")
-    row = diff.set_index("feature")
-    assert row.loc["flattery", "A"] == 1 and row.loc["flattery", "B"] == 0
-    assert row.loc["flattery", "A − B"] == 1
-    html = app.feature_html(diff)
-    assert '<tr class="rm-diff"><td title=' in html
-    assert html.count('class="rm-diff"') == int((diff["A − B"].abs() > 1e-9).sum())
-
-
-def test_score_card_shows_spread_only_for_ensembles():
-    single = {"score_a": 1.0, "score_b": -0.5, "p_a_better": 0.82, "temperature": 1.0, "members": 1, "model": "m"}
-    assert "±" not in app.score_card(single) and "+1.000" in app.score_card(single) and "0.82" in app.score_card(single)
-    ens = single | {"members": 3, "std_a": 0.25, "std_b": 0.5}
-    assert "± 0.250" in app.score_card(ens) and "ensemble of 3" in app.score_card(ens)
-    assert "<script>" not in app.score_card(single | {"model": "<script>"})
-
-
-@pytest.mark.parametrize("name, expected", [("my run/2", "my-run-2"), ("../..", None), ("ok_1.v2", "ok_1.v2")])
-def test_safe_name(name, expected):
-    out = app.safe_name(name)
-    assert out == expected if expected else out.startswith("rm-")
-
-
-def test_plot_training_draws_members_and_eval_points():
-    events = [{"event": "step", "step": s, "total_steps": 4, "loss": 1 / s, "accuracy": 0.5, "member": m}
-              for m in (0, 1) for s in range(1, 5)]
-    events.append({"event": "eval", "step": 4, "eval_accuracy": 0.75, "member": 0})
-    fig = app.plot_training(events)
-    loss_ax, acc_ax = fig.axes
-    assert len(loss_ax.lines) == 2
-    assert any(list(line.get_ydata()) == [0.75] for line in acc_ax.lines)
-    assert app.plot_training([]) is None
+    assert models.api_models("rm-a", Access(), runs) == [str(runs / "rm" / "rm-a")]
+    assert models.api_models("some/hub-id", Access(), runs) == ["some/hub-id"]
+    with pytest.raises(gr.Error, match="must be one of"):
+        models.api_models("some/hub-id", Access(admin_token="t"), runs)
+    with pytest.raises(gr.Error, match="No reward model in the run folder"):
+        models.api_models("", Access(), runs / "empty")
 
 
 def test_correlation_table_orders_flagged_first():
     table = pd.DataFrame({"feature": ["a", "b"], "pearson": [0.1, -0.6], "pearson_lo": [0.0, -0.8],
                           "pearson_hi": [0.2, -0.4], "spearman": [0.1, -0.5], "spearman_lo": [0.0, -0.7],
                           "spearman_hi": [0.2, -0.3], "flagged": [False, True]})
-    out = app.correlation_table(table)
+    out = correlations.correlation_table(table)
     assert out.feature.tolist() == ["b", "a"]
     assert out.iloc[0]["pearson [95% CI]"] == "-0.60 [-0.80, -0.40]" and out.iloc[0]["flag"]
