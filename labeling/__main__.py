@@ -1,11 +1,15 @@
 """Command line for the label store: parses arguments and calls library functions.
 
     python -m labeling import SRC [--split train] [--db DB]
-    python -m labeling export --out DIR [--format hf|jsonl|parquet] [--aggregate none|majority] [--db DB]
+    python -m labeling export --out DIR [--format hf|jsonl|parquet] [--aggregate none|majority]
+                              [--for full|trl] [--push-to-hub OWNER/NAME [--private]] [--db DB]
     python -m labeling stats [--json] [--db DB]
     python -m labeling seed [--db DB]
 
 DB is a SQLite path or a SQLAlchemy URL; default env RMLAB_DB, else runs/labels.db.
+`import` also takes peers' exports (Chatbot Arena battles, Argilla, Label Studio): their
+verdicts become tasks and labels (labeling.peers). Bad input ends with one `error:` line and
+exit status 2 (labeling.cli).
 """
 from __future__ import annotations
 
@@ -14,14 +18,24 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from labeling import seed, stats
-from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export
+from labeling.cli import run_cli
+from labeling.export import AGGREGATORS, CONFIG_FILE, PROFILES, WRITERS, ExportConfig, export
+from labeling.peers import import_peer, read_peer
 from labeling.store import open_store
 from labeling.tasks import load_tasks
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    peer = read_peer(args.src, split=args.split)
+    if peer is not None:
+        with open_store(args.db) as store:
+            n = import_peer(store, peer)
+            print(f"imported {n['tasks']} new task(s) and {n['labels']} new label(s) ({n['present']} already "
+                  f"present) from {args.src} ({peer.format}) into {store.safe_url}")
+        return 0
     tasks = load_tasks(args.src, split=args.split)
     with open_store(args.db) as store:
         new = store.import_tasks(tasks)
@@ -34,8 +48,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = ExportConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportConfig)})
     with open_store(args.db) as store:
         path = export(store, config)
-    print(f"wrote {path} ({config.format}, aggregate={config.aggregate}) "
-          f"and {config.out}/export_config.json")
+    resolved = json.loads((Path(config.out) / CONFIG_FILE).read_text(encoding="utf-8"))
+    left_out = ", ".join(f"{n} {flag}" for flag, n in resolved["left_out"].items())
+    print(f"wrote {path} ({config.format}, aggregate={config.aggregate}, {resolved['rows']} rows"
+          f"{f'; left out for {config.profile}: {left_out}' if left_out else ''}), "
+          f"{config.out}/README.md and {config.out}/{CONFIG_FILE}"
+          + (f"; pushed to https://huggingface.co/datasets/{config.push_to_hub}" if config.push_to_hub else ""))
     return 0
 
 
@@ -62,10 +80,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _add_dataclass_args(parser: argparse.ArgumentParser, cls, choices: dict) -> None:
-    """One --option per dataclass field, with the field's help (written once, in the class)."""
+    """One --option per dataclass field (`metadata["flag"]`, else --kebab-name), with the
+    field's help (written once, in the class); a bool field is a switch."""
     for f in dataclasses.fields(cls):
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        parser.add_argument(f"--{f.name}", required=required, choices=choices.get(f.name),
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, dest=f.name, action="store_true", help=f.metadata.get("help"))
+            continue
+        parser.add_argument(flag, dest=f.name, required=required, choices=choices.get(f.name),
                             default=None if required else f.default, help=f.metadata.get("help"))
 
 
@@ -82,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_import)
 
     p = sub.add_parser("export", parents=[db], help="write the labels as a preference dataset")
-    _add_dataclass_args(p, ExportConfig, {"format": list(WRITERS), "aggregate": list(AGGREGATORS)})
+    _add_dataclass_args(p, ExportConfig, {"format": list(WRITERS), "aggregate": list(AGGREGATORS),
+                                          "profile": list(PROFILES)})
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("stats", parents=[db], help="annotation statistics")
@@ -94,14 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; bad input is one `error:` line and exit status 2 (labeling.cli)."""
+    return run_cli(_run, argv)
 
 
 if __name__ == "__main__":

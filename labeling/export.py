@@ -6,12 +6,13 @@ the judgement was "both bad"), so a trainer decides what to do with them. For su
 chosen/rejected are the responses in shown order (per label) or in the pairing's own
 order, e.g. a then b (majority).
 
-Columns (FEATURES): prompt, chosen, rejected (str); margin (float: MARGINS[strength] for a
-win, 0.0 when no response won; majority: the mean margin of the labels that picked the
-majority winner); tie, both_bad (bool); annotator (majority: sorted names joined by ",");
-task_id, task_kind, category; pair_index (which pairing of the task); shown_order (per label:
-letters as shown, e.g. "ba"; majority: the pairing's letters, e.g. "ca"); n_labels (1 per
-label; the group size for majority); created_at (UTC ISO; majority: the latest label).
+Columns: FEATURES, each described once in COLUMN_DOCS (the dataset card prints them).
+
+Profiles (PROFILES) choose rows and columns for a consumer: "full" keeps everything; "trl"
+is TRL's RewardTrainer schema (prompt, chosen, rejected, margin) without the tie and
+both-bad rows, which TRL would read as ordinary preferences, and records how many it left
+out. Every export folder gets a dataset card (README.md: schema, counts, agreement) and can be
+pushed to the Hugging Face Hub (`push_to_hub`).
 
 `known_preferences(tasks)` gives rows in the same schema without any labels: the tasks whose
 better response is known (gold: `better`; agreement: the correcting response).
@@ -29,9 +30,10 @@ import datasets
 import pandas as pd
 import pyarrow.parquet as pq
 
+from labeling.hub import check_repo_id, push_folder
 from labeling.store import Store
-from labeling.vocab import MARGINS, STRENGTH_WORDS
 from labeling.tasks import Task
+from labeling.vocab import MARGINS, STRENGTH_WORDS
 
 FEATURES = datasets.Features({
     "prompt": datasets.Value("string"),
@@ -49,8 +51,33 @@ FEATURES = datasets.Features({
     "n_labels": datasets.Value("int64"),
     "created_at": datasets.Value("string"),
 })
+COLUMN_DOCS: dict[str, str] = {
+    "prompt": "the prompt the responses answer",
+    "chosen": "the response that won; when none won, the first response as shown (per label) "
+              "or the pairing's first response (majority)",
+    "rejected": "the other response",
+    "margin": "MARGINS[strength] for a win (1/3, 2/3, 1 for slightly, clearly, much better); 0.0 "
+              "when no response won; majority: the mean margin of the labels that picked the winner",
+    "tie": "no response won (a tie or both bad): a tie label, not a preference",
+    "both_bad": "the judgement was 'both bad' (tie is true too)",
+    "annotator": "who labelled it (majority: the sorted names joined by ',')",
+    "task_id": "the task's id in the label store",
+    "task_kind": "pair, triad, agreement or gold",
+    "category": "the task's category, if any",
+    "pair_index": "which pairing of the task: 0 for pairs; 0, 1, 2 = ab, bc, ca for triads",
+    "shown_order": "per label: the response letters as shown, e.g. 'ba' = b on the left; "
+                   "majority: the pairing's letters, e.g. 'ca'",
+    "n_labels": "1 per label; the group size for majority; 0 for known preferences",
+    "created_at": "UTC ISO time of the label (majority: the latest label)",
+}
 CONFIG_FILE = "export_config.json"
+CARD_FILE = "README.md"
 DATA_FILES = {"jsonl": "preferences.jsonl", "parquet": "preferences.parquet"}
+
+
+def features_of(columns: Iterable[str]) -> datasets.Features:
+    """FEATURES restricted to `columns`, in their order."""
+    return datasets.Features({name: FEATURES[name] for name in columns})
 
 
 def _none_if_na(value):
@@ -115,10 +142,41 @@ def preference_rows(labels: pd.DataFrame, aggregate: str = "none") -> list[dict]
     return AGGREGATORS[aggregate](labels)
 
 
-def as_dataset(rows: list[dict]) -> datasets.Dataset:
-    """Preference rows -> a `datasets.Dataset` with FEATURES (also when there are none)."""
-    return datasets.Dataset.from_list(rows, features=FEATURES) if rows else \
-        datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+def as_dataset(rows: list[dict], columns: Iterable[str] = tuple(FEATURES)) -> datasets.Dataset:
+    """Preference rows -> a `datasets.Dataset` with FEATURES of `columns` (also when empty)."""
+    features = features_of(columns)
+    return datasets.Dataset.from_list(rows, features=features) if rows else \
+        datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Which rows and columns an export keeps: rows flagged by any of `leave_out` are left out
+    and counted under the first such flag."""
+
+    help: str
+    columns: tuple[str, ...] = tuple(FEATURES)
+    leave_out: tuple[str, ...] = ()
+
+
+PROFILES: dict[str, Profile] = {
+    "full": Profile("every row and column; rows where no response won stay, with tie=True"),
+    "trl": Profile("TRL RewardTrainer's columns (prompt, chosen, rejected, margin) without tie and "
+                   "both_bad rows, which TRL would read as preferences", columns=("prompt", "chosen", "rejected", "margin"),
+                   leave_out=("both_bad", "tie")),
+}
+
+
+def apply_profile(rows: list[dict], profile: Profile) -> tuple[list[dict], dict[str, int]]:
+    """(the rows the profile keeps, {flag: rows left out for it}); columns are chosen later."""
+    kept, left_out = [], dict.fromkeys(profile.leave_out, 0)
+    for row in rows:
+        flag = next((f for f in profile.leave_out if row[f]), None)
+        if flag is None:
+            kept.append(row)
+        else:
+            left_out[flag] += 1
+    return kept, left_out
 
 
 def to_dataset(store: Store, aggregate: str = "none") -> datasets.Dataset:
@@ -194,6 +252,11 @@ class ExportConfig:
                 "(preferences.parquet)."})
     aggregate: str = field(default="none", metadata={
         "help": "none: one row per label; majority: one row per task pairing."})
+    profile: str = field(default="full", metadata={
+        "flag": "--for", "help": "; ".join(f"{name}: {p.help}" for name, p in PROFILES.items()) + "."})
+    push_to_hub: str | None = field(default=None, metadata={
+        "help": "Also upload the folder (data, card, config) to this Hub dataset repo, 'owner/name'."})
+    private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self) -> None:
         if self.format not in WRITERS:
@@ -201,20 +264,113 @@ class ExportConfig:
         if self.aggregate not in AGGREGATORS:
             raise ValueError(f"unknown aggregate {self.aggregate!r}; "
                              f"use one of {', '.join(AGGREGATORS)}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; use one of {', '.join(PROFILES)}")
+        if self.push_to_hub is not None:
+            check_repo_id(self.push_to_hub)
 
 
 def export(store: Store, config: ExportConfig) -> Path:
-    """Write the dataset and its resolved config into `config.out`; returns the data path."""
+    """Write the dataset, its card (README.md) and its resolved config into `config.out`, and
+    push the folder to the Hub when `config.push_to_hub` is set; returns the data path."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = to_dataset(store, config.aggregate)
+    labels, profile = store.labels(), PROFILES[config.profile]
+    rows, left_out = apply_profile(preference_rows(labels, config.aggregate), profile)
+    ds = as_dataset([{c: r[c] for c in profile.columns} for r in rows], profile.columns)
     path = WRITERS[config.format](ds, out)
-    resolved = {**asdict(config), "db": store.safe_url, "rows": len(ds),
-                "columns": list(FEATURES), "data": path.name if path != out else ".",
+    resolved = {**asdict(config), "db": store.safe_url, "rows": len(ds), "left_out": left_out,
+                "columns": list(profile.columns), "data": path.name if path != out else ".",
                 "margins": {f"{s} ({STRENGTH_WORDS[s]})": m for s, m in MARGINS.items()},
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    files = [path.name] if path != out else sorted(p.name for p in out.glob("data-*.arrow"))
+    (out / CARD_FILE).write_text(dataset_card(rows, labels, resolved, files), encoding="utf-8")
     (out / CONFIG_FILE).write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
+    if config.push_to_hub:
+        push_folder(out, config.push_to_hub, "dataset", config.private,
+                    f"Preference export ({config.profile}, {config.aggregate}, {len(ds)} rows)")
     return path
+
+
+# ---------------------------------------------------------------- the dataset card
+
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                   (1_000_000, "100K<n<1M"), (float("inf"), "n>1M"))
+
+
+def _num(value, digits: int = 3) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _counts(rows: list[dict], left_out: dict[str, int]) -> list[str]:
+    """Counts of the exported rows (full rows, before the profile chose columns)."""
+    ties = sum(r["tie"] for r in rows)
+    annotators = {name for r in rows for name in (r["annotator"] or "").split(",") if name}
+    lines = ["| rows | with a winner | ties (incl. both bad) | both bad | tasks | annotators |",
+             "|---:|---:|---:|---:|---:|---:|",
+             f"| {len(rows)} | {len(rows) - ties} | {ties} | {sum(r['both_bad'] for r in rows)} | "
+             f"{len({r['task_id'] for r in rows})} | {len(annotators)} |"]
+    if any(left_out.values()):
+        parts = ", ".join(f"{n} {flag}" for flag, n in left_out.items())
+        lines += ["", f"Left out by the profile: {sum(left_out.values())} rows ({parts})."]
+    return lines
+
+
+def _agreement(labels: pd.DataFrame) -> list[str]:
+    from labeling import stats
+
+    alpha = stats.alpha_by_kind(labels)
+    gold = stats.gold_accuracy(labels).iloc[-1]
+    left = stats.position_bias(labels).iloc[-1]
+    lines = [f"Over all {len(labels)} labels in the store, from {labels.annotator.nunique()} annotators:", "",
+             "| statistic | value |", "|---|---:|"]
+    lines += [f"| Krippendorff's alpha ({kind}) | {_num(a)} |" for kind, a in alpha.items()]
+    lines += [f"| gold accuracy ({int(gold.gold_labels)} gold labels) | {_num(gold.accuracy)} |",
+              f"| share of 'left' among left/right choices ({int(left.decisive)}) | {_num(left.share_left)} "
+              f"[{_num(left.ci_low)}, {_num(left.ci_high)}] |"]
+    return lines
+
+
+def dataset_card(rows: list[dict], labels: pd.DataFrame, resolved: dict, data_files: list[str]) -> str:
+    """README.md of an export: Hub metadata, counts, agreement statistics and the schema."""
+    size = next(name for limit, name in SIZE_CATEGORIES if len(rows) < limit)
+    files = "".join(f"\n    - {name}" for name in data_files)
+    command = (f"python -m labeling export --format {resolved['format']} --aggregate {resolved['aggregate']} "
+               f"--for {resolved['profile']}")
+    schema = [f"| {c} | {FEATURES[c].dtype} | {COLUMN_DOCS[c]} |" for c in resolved["columns"]]
+    return "\n".join([
+        "---",
+        "configs:", "- config_name: default", "  data_files:", "  - split: train", f"    path:{files}",
+        "tags:", "- preference", "- reward-modeling", "- rlhf",
+        "task_categories:", "- text-classification",
+        "size_categories:", f"- {size}",
+        "---",
+        "",
+        "# Pairwise preferences",
+        "",
+        f"Exported from a reward-model lab label store with `{command}`: "
+        f"{PROFILES[resolved['profile']].help}.",
+        "",
+        "## Counts",
+        "",
+        *_counts(rows, resolved["left_out"]),
+        "",
+        "## Agreement",
+        "",
+        *_agreement(labels),
+        "",
+        "## Schema",
+        "",
+        "| column | type | meaning |", "|---|---|---|",
+        *schema,
+        "",
+    ])
+
+
+def _exported_columns(folder: Path) -> list[str]:
+    """The columns an export folder was written with (its config), FEATURES by default."""
+    config = folder / CONFIG_FILE
+    return json.loads(config.read_text()).get("columns", list(FEATURES)) if config.is_file() else list(FEATURES)
 
 
 def load_export(folder: str | Path) -> datasets.Dataset:
@@ -222,12 +378,13 @@ def load_export(folder: str | Path) -> datasets.Dataset:
     folder = Path(folder)
     if (folder / "state.json").is_file():
         return datasets.load_from_disk(str(folder))
+    columns = _exported_columns(folder)
     if (folder / DATA_FILES["parquet"]).is_file():
-        return datasets.Dataset(pq.read_table(folder / DATA_FILES["parquet"])).cast(FEATURES)
+        return datasets.Dataset(pq.read_table(folder / DATA_FILES["parquet"])).cast(features_of(columns))
     if (folder / DATA_FILES["jsonl"]).is_file():
         with (folder / DATA_FILES["jsonl"]).open(encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        return as_dataset(rows)
+        return as_dataset(rows, columns)
     raise FileNotFoundError(f"{folder} holds no export (no state.json, "
                             f"{DATA_FILES['parquet']} or {DATA_FILES['jsonl']})")
 

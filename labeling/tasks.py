@@ -312,3 +312,11 @@ def agreement_cases(tasks: Iterable[Task]) -> list[dict]:
          "agreeing": t.responses[t.agreeing], "correcting": t.responses[1 - t.agreeing]}
         for t in tasks if t.kind == "agreement"
     ]
+    A peer's export file (Chatbot Arena, Argilla, Label Studio) gives its pairs as `pair` tasks
+    (labeling.peers; `python -m labeling import` stores its verdicts as labels too, and also
+    reads peers' dataset folders and Hub ids).
+    from labeling.peers import pair_tasks, read_peer
+
+    peer = read_peer(src, split) if Path(src).is_file() else None
+    if peer is not None:
+        return pair_tasks(peer.judgements)

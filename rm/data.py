@@ -1,21 +1,27 @@
 """Preference data from anywhere into one schema: prompt, chosen, rejected, margin, tie.
 
-Sources: our label-store export folder (`Dataset.save_to_disk`), JSONL(.gz)/CSV/Parquet files,
-an in-memory `datasets.Dataset`, or a Hub id (+ data_dir, split).
+Sources: our label-store export folder (`Dataset.save_to_disk`), JSON/JSONL(.gz)/CSV/Parquet
+files, an in-memory `datasets.Dataset`, or a Hub id (+ data_dir, split).
 Formats, detected per dataset from its columns and first row:
 - explicit: string `prompt`, `chosen`, `rejected`;
 - implicit: whole transcripts in `chosen`/`rejected` (hh-rlhf), split at the longest common
   prefix that ends in an Assistant turn;
-- conversational: `chosen`/`rejected` (and optional `prompt`) are lists of {role, content}.
-Optional `margin` (float) and `tie` (bool) columns. Bad rows raise `ValueError` naming the
-source, row and field.
+- conversational: `chosen`/`rejected` (and optional `prompt`) are lists of {role, content};
+- best-of-n (RewardBench 2): `chosen` a string or a list of strings, `rejected` a list of
+  strings; each row becomes every (chosen, rejected) pair, and a `group` column (the row's
+  number) keeps them together so rm.evaluate can score the row as one;
+- peers' exports (Chatbot Arena battles, Argilla, Label Studio): labeling.peers turns them
+  into explicit rows (ties kept with tie=True).
+Optional `margin` (float) and `tie` (bool) columns; a string `subset` column is kept (as in
+RewardBench). Bad rows raise `ValueError` naming the source, row and field.
 """
 from collections.abc import Callable
 from pathlib import Path
 
+from labeling import peers
+
 COLUMNS = ("prompt", "chosen", "rejected", "margin", "tie")
 ASSISTANT = "\n\nAssistant:"
-ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System"}
 
 READERS: dict[str, Callable] = {}  # file suffix -> reader(path) -> pandas.DataFrame
 
@@ -32,7 +38,7 @@ def _read_json(path: Path):
     import pandas as pd
 
     lines = not path.name.endswith((".json", ".json.gz")) or _looks_like_lines(path)
-    return pd.read_json(path, lines=lines, dtype=False)
+    return pd.read_json(path, lines=lines, dtype=False, convert_dates=False)
 
 
 def _looks_like_lines(path: Path) -> bool:
@@ -88,13 +94,6 @@ def split_transcript(chosen: str, rejected: str) -> tuple[str, str, str] | None:
     return chosen[:end], chosen[end:].lstrip(" "), rejected[end:].lstrip(" ")
 
 
-def _messages_text(messages: list[dict]) -> str:
-    """A list of messages as one string: a lone user turn is its content, else hh-style turns."""
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return messages[0]["content"]
-    return "".join(f"\n\n{ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages)
-
-
 def _messages(row: dict, field: str, where: str, i: int) -> list[dict]:
     value = row.get(field)
     if hasattr(value, "tolist"):
@@ -131,10 +130,26 @@ def _conversational(row, where, i):
             _fail(where, i, "chosen", "conversational format without 'prompt': no shared leading messages")
         prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
     reply = lambda msgs: "\n\n".join(m["content"] for m in msgs)  # noqa: E731
-    return _messages_text(prompt), reply(chosen), reply(rejected)
+    return peers.transcript(prompt), reply(chosen), reply(rejected)
 
 
-FORMATS = {"explicit": _explicit, "implicit": _implicit, "conversational": _conversational}
+def _texts(row: dict, field: str, where: str, i: int) -> list[str]:
+    value = row.get(field)
+    value = [value] if isinstance(value, str) else value.tolist() if hasattr(value, "tolist") else value
+    if not isinstance(value, list) or not value or not all(isinstance(t, str) and t.strip() for t in value):
+        _fail(where, i, field, "best-of-n format: expected a non-empty string or list of non-empty strings")
+    return value
+
+
+def _best_of_n(row, where, i):
+    """Every (chosen, rejected) pair of a row with one or more of each."""
+    prompt = _text(row, "prompt", where, i)
+    return [(prompt, c, r) for c in _texts(row, "chosen", where, i) for r in _texts(row, "rejected", where, i)]
+
+
+# format -> row normaliser: (row, where, i) -> (prompt, chosen, rejected), or a list of them
+FORMATS = {"explicit": _explicit, "implicit": _implicit, "conversational": _conversational,
+           "best_of_n": _best_of_n}
 
 
 def detect_format(columns, first: dict) -> str:
@@ -143,6 +158,10 @@ def detect_format(columns, first: dict) -> str:
         raise DataError(f"missing column(s) {sorted(missing)}; expected explicit (prompt/chosen/rejected), "
                         f"implicit (chosen/rejected transcripts) or conversational (lists of messages); "
                         f"got columns {sorted(columns)}")
+    rejected = first.get("rejected")
+    rejected = rejected.tolist() if hasattr(rejected, "tolist") else rejected
+    if isinstance(rejected, list) and rejected and all(isinstance(r, str) for r in rejected):
+        return "best_of_n"
     if not isinstance(first.get("chosen"), str):
         return "conversational"
     return "explicit" if "prompt" in columns and first.get("prompt") is not None else "implicit"
@@ -175,16 +194,35 @@ def _tie(row, where, i) -> bool:
     _fail(where, i, "tie", f"expected a boolean, got {value!r}")
 
 
+def _subset(row, where, i) -> str:
+    value = row.get("subset")
+    if not isinstance(value, str) or not value:
+        _fail(where, i, "subset", f"expected a non-empty string, got {value!r}")
+    return value
+
+
 def normalize_rows(rows: list[dict], where: str = "data", first_row: int = 0) -> dict[str, list]:
-    """Rows in any supported format -> columns prompt, chosen, rejected, margin, tie."""
+    """Rows in any supported format -> columns prompt, chosen, rejected, margin, tie (+ subset
+    when the rows have one, + group for best-of-n rows)."""
     if not rows:
-        raise DataError(f"{where}: no rows")
-    fmt = FORMATS[detect_format(rows[0].keys(), rows[0])]
-    out = {c: [] for c in COLUMNS}
+        raise DataError(f"{where}: no rows; expected preference rows with prompt, chosen and rejected")
+    if peers.peer_format(rows[0]) is not None:
+        judged = peers.judgements_from_rows(((f"{where} row {i}", r) for i, r in enumerate(rows, first_row)), where)
+        rows = peers.preference_rows(judged)
+    name = detect_format(rows[0].keys(), rows[0])
+    fmt, extra = FORMATS[name], (["subset"] if "subset" in rows[0] else []) + (["group"] if name == "best_of_n" else [])
+    out = {c: [] for c in (*COLUMNS, *extra)}
     for i, row in enumerate(rows, start=first_row):
-        prompt, chosen, rejected = fmt(row, where, i)
-        for key, value in zip(COLUMNS, (prompt, chosen, rejected, _margin(row, where, i), _tie(row, where, i))):
-            out[key].append(value)
+        found = fmt(row, where, i)
+        margin, tie = _margin(row, where, i), _tie(row, where, i)
+        subset = _subset(row, where, i) if "subset" in out else None
+        for prompt, chosen, rejected in (found if isinstance(found, list) else [found]):
+            for key, value in zip(COLUMNS, (prompt, chosen, rejected, margin, tie)):
+                out[key].append(value)
+            if subset is not None:
+                out["subset"].append(subset)
+            if "group" in out:
+                out["group"].append(i)
     return out
 
 

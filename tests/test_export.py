@@ -1,5 +1,6 @@
 """labeling.export: dataset schema, order-independence, majority aggregation, file formats."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,111 @@ def test_export_round_trips_and_saves_its_config(labeled, tmp_path, fmt, data_na
 def test_load_export_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no export"):
         load_export(tmp_path)
+
+
+def _peer_store(tmp_path):
+    """Two annotators, three Label Studio tasks, shown in a fixed order (a left): both pick the
+    left response on task 1 and the right one on task 2; on task 3 one says tie, one both bad."""
+    from labeling.peers import PeerData, judgements_from_rows
+
+    def task(i, *verdicts):
+        annotations = [{"completed_by": user, "result": [
+            {"type": "pairwise", "to_name": "answer1,answer2", "value": {"selected": v}} if v in ("left", "right")
+            else {"type": "choices", "value": {"choices": [v]}}]} for user, v in enumerate(verdicts, 1)]
+        return (f"item {i}", {"id": i, "data": {"prompt": f"prompt {i}", "answer1": f"a{i}", "answer2": f"b{i}"},
+                              "annotations": annotations})
+
+    from labeling.peers import import_peer
+
+    store = Store(tmp_path / "peers.db")
+    judged = judgements_from_rows([task(1, "left", "left"), task(2, "right", "right"), task(3, "Tie", "Both bad")])
+    import_peer(store, PeerData("labelstudio", judged))
+    return store
+
+
+TRL_CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path:
+    - preferences.parquet
+tags:
+- preference
+- reward-modeling
+- rlhf
+task_categories:
+- text-classification
+size_categories:
+- n<1K
+---
+
+# Pairwise preferences
+
+Exported from a reward-model lab label store with `python -m labeling export --format parquet --aggregate none --for trl`: TRL RewardTrainer's columns (prompt, chosen, rejected, margin) without tie and both_bad rows, which TRL would read as preferences.
+
+## Counts
+
+| rows | with a winner | ties (incl. both bad) | both bad | tasks | annotators |
+|---:|---:|---:|---:|---:|---:|
+| 4 | 4 | 0 | 0 | 2 | 2 |
+
+Left out by the profile: 2 rows (1 both_bad, 1 tie).
+
+## Agreement
+
+Over all 6 labels in the store, from 2 annotators:
+
+| statistic | value |
+|---|---:|
+| Krippendorff's alpha (all) | 1.000 |
+| Krippendorff's alpha (pair) | 1.000 |
+| gold accuracy (0 gold labels) | n/a |
+| share of 'left' among left/right choices (4) | 0.500 [0.068, 0.932] |
+
+## Schema
+
+| column | type | meaning |
+|---|---|---|
+| prompt | string | the prompt the responses answer |
+| chosen | string | the response that won; when none won, the first response as shown (per label) or the pairing's first response (majority) |
+| rejected | string | the other response |
+| margin | float64 | MARGINS[strength] for a win (1/3, 2/3, 1 for slightly, clearly, much better); 0.0 when no response won; majority: the mean margin of the labels that picked the winner |
+"""
+
+
+def test_trl_profile_leaves_out_ties_says_how_many_and_writes_the_card(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.append(
+        ("upload", sorted(p.name for p in Path(kw["folder_path"]).iterdir()), kw)))
+    out = tmp_path / "trl"
+    with _peer_store(tmp_path) as store:
+        export(store, ExportConfig(out=str(out), format="parquet", profile="trl", push_to_hub="me/prefs", private=True))
+    assert (out / "README.md").read_text() == TRL_CARD
+    saved = json.loads((out / "export_config.json").read_text())
+    assert saved["left_out"] == {"both_bad": 1, "tie": 1} and saved["rows"] == 4
+    assert load_export(out).to_list() == [
+        {"prompt": "prompt 1", "chosen": "a1", "rejected": "b1", "margin": 2 / 3},
+        {"prompt": "prompt 1", "chosen": "a1", "rejected": "b1", "margin": 2 / 3},
+        {"prompt": "prompt 2", "chosen": "b2", "rejected": "a2", "margin": 2 / 3},
+        {"prompt": "prompt 2", "chosen": "b2", "rejected": "a2", "margin": 2 / 3}]
+    assert calls == [
+        ("create", "me/prefs", {"repo_type": "dataset", "private": True, "exist_ok": True}),
+        ("upload", ["README.md", "export_config.json", "preferences.parquet"],
+         {"repo_id": "me/prefs", "folder_path": str(out), "repo_type": "dataset",
+          "commit_message": "Preference export (trl, none, 4 rows)"})]
+
+
+def test_cli_export_for_trl_prints_what_it_left_out(tmp_path, capsys):
+    from labeling.__main__ import main
+
+    _peer_store(tmp_path).close()
+    out = tmp_path / "cli"
+    assert main(["export", "--out", str(out), "--format", "jsonl", "--for", "trl", "--db", str(tmp_path / "peers.db")]) == 0
+    assert capsys.readouterr().out == (f"wrote {out}/preferences.jsonl (jsonl, aggregate=none, 4 rows; left out for trl: "
+                                       f"1 both_bad, 1 tie), {out}/README.md and {out}/export_config.json\n")
+    assert main(["export", "--out", str(out), "--push-to-hub", "not a repo", "--db", str(tmp_path / "peers.db")]) == 2
+    assert capsys.readouterr().err == "error: repo id 'not a repo': expected 'owner/name', e.g. 'my-user/my-reward-model'\n"
