@@ -301,7 +301,15 @@ def load_tasks(src: str | Path, split: str = "train") -> list[Task]:
     """Read and validate every task in `src` (file, dataset folder, or Hub id).
 
     Raises one ValueError listing every bad field as "FILE line N, field 'F': message".
+    A peer's export file (Chatbot Arena, Argilla, Label Studio) gives its pairs as `pair` tasks
+    (labeling.peers; `python -m labeling import` stores its verdicts as labels too, and also
+    reads peers' dataset folders and Hub ids).
     """
+    from labeling.peers import pair_tasks, read_peer
+
+    peer = read_peer(src, split) if Path(src).is_file() else None
+    if peer is not None:
+        return pair_tasks(peer.judgements)
     return validate_rows(_raw_rows(src, split), source=str(src))
 
 
@@ -312,11 +320,3 @@ def agreement_cases(tasks: Iterable[Task]) -> list[dict]:
          "agreeing": t.responses[t.agreeing], "correcting": t.responses[1 - t.agreeing]}
         for t in tasks if t.kind == "agreement"
     ]
-    A peer's export file (Chatbot Arena, Argilla, Label Studio) gives its pairs as `pair` tasks
-    (labeling.peers; `python -m labeling import` stores its verdicts as labels too, and also
-    reads peers' dataset folders and Hub ids).
-    from labeling.peers import pair_tasks, read_peer
-
-    peer = read_peer(src, split) if Path(src).is_file() else None
-    if peer is not None:
-        return pair_tasks(peer.judgements)
