@@ -285,8 +285,8 @@ def _check_row(table: sa.Table, row: object, where: str) -> dict:
 def read_log(folders: Iterable[Path]) -> Log:
     """Read every shard under `folders` (missing folders are skipped); duplicates collapse."""
     folders = [Path(f) for f in folders if f is not None and Path(f).is_dir()]
-    tasks = validate_rows(((where, record["task"]) for _, where, record
-                           in _ordered(folders, "tasks", "task")), source="hub sync log")
+    rows = [(where, record["task"]) for _, where, record in _ordered(folders, "tasks", "task")]
+    tasks = validate_rows(rows, source="hub sync log") if rows else []
     latest: dict[int, dict] = {}
     for _, where, record in _ordered(folders, "assignments", "assignment"):
         row = _check_row(assignments_t, record["assignment"], where)
