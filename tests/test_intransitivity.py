@@ -2,7 +2,6 @@
 import gzip
 import itertools
 import json
-import time
 from math import comb
 
 import numpy as np
@@ -207,10 +206,8 @@ def test_cli_prints_groups_comparisons_and_cycles(tmp_path, capsys):
     assert fig.canvas.manager is None  # a plain Figure: pyplot's registry does not hold it
 
 
-def test_real_ukpconvarg1_gold_graph_has_3064_cycles_in_seconds(shared_data):
-    start = time.perf_counter()
+def test_real_ukpconvarg1_gold_graph_has_3064_cycles(shared_data):
+    # its speed is measured in bench/intransitivity.py, not asserted here
     report = analyze(load_comparisons(shared_data / "ukpconvarg1" / "pairs.jsonl.gz", "ukp"), n_boot=0)
-    elapsed = time.perf_counter() - start
     assert (report.groups, report.cycles_3) == (32, 3064)
     assert (report.per_group["cycles_3"] > 0).all()
-    assert elapsed < 20

@@ -35,7 +35,6 @@ def test_load_responses_requires_a_prompt_column(tmp_path):
 
 
 def test_load_responses_uses_both_sides_of_preference_files(tmp_path):
-    pytest.importorskip("rm.data")
     path = tmp_path / "prefs.jsonl"
     pairs = [{"prompt": f"p{i}", "chosen": f"good{i}", "rejected": f"bad{i}"} for i in range(6)]
     path.write_text("".join(json.dumps(p) + "\n" for p in pairs))

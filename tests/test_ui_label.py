@@ -2,6 +2,8 @@
 and the tab's handlers called directly (no server)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 import pytest
 from gradio_client import Client
@@ -141,3 +143,74 @@ def test_api_lists_only_the_named_endpoints(open_app):
     assert not api["unnamed_endpoints"]  # the buttons' own events are private
 
 
+
+
+# ----------------------------------------------------------------------------- handlers, no server
+
+
+@pytest.fixture
+def tab(store, tmp_path):
+    """The Label tab's components and the page shell, built without serving them."""
+    app = App(store, Access(admin_token="s3cret"), tmp_path / "runs")
+    with gr.Blocks():
+        session = gr.State(Session())
+        components = label.build(app)
+        with gr.Tab("researchers only") as research:
+            pass
+    return app, components, Shell(session, (research,))
+
+
+def test_sign_in_shows_the_first_task_and_the_role(tab, store):
+    app, t, shell = tab
+    out = label.sign_in(app, t, shell, " alice ", "", Session(), None, None)
+    sess = out[shell.session]
+    assert (sess.annotator, sess.researcher) == ("alice", False)
+    assert sess.assignment_id == store.next_assignment("alice").id  # the open task, served again
+    assert out[t.card].visible and not out[t.finished].visible and out[shell.researcher_tabs[0]].visible is False
+    assert "alice" in out[t.status] and "**0** labelled" in out[t.status]
+    assert label.sign_in(app, t, shell, "bob", "s3cret", Session(), None, None)[shell.researcher_tabs[0]].visible
+
+
+def test_a_click_stores_the_label_and_shows_the_next_task(tab, store):
+    app, t, shell = tab
+    sess = label.sign_in(app, t, shell, "alice", "", Session(), None, None)[shell.session]
+    out = label.submit(app, t, shell, "B", sess, "much", " why ", ["hedges"])
+    row = store.labels().iloc[0]
+    assert (row.assignment_id, row.choice, row.strength, row.rationale, row.tags) == \
+        (sess.assignment_id, "right", 3, "why", ["hedges"])
+    nxt = out[shell.session]
+    assert nxt.assignment_id not in (None, sess.assignment_id) and "**1** labelled" in out[t.status]
+    assert (out[t.strength], out[t.tags], out[t.rationale]) == ("clearly", [], "")  # the form is reset
+    # a second press while nothing is open stores nothing
+    assert label.submit(app, t, shell, "A", replace(nxt, assignment_id=None), "clearly", "", []) == \
+        {shell.session: gr.skip()}
+    assert len(store.labels()) == 1
+
+
+def test_skip_and_undo_move_through_the_queue(tab, store):
+    app, t, shell = tab
+    sess = label.sign_in(app, t, shell, "alice", "", Session(), None, None)[shell.session]
+    skipped = label.skip(app, t, shell, sess)[shell.session]
+    assert skipped.assignment_id != sess.assignment_id
+    back = label.undo(app, t, shell, skipped)[shell.session]
+    assert back.assignment_id == sess.assignment_id  # the skipped task comes back first
+    with pytest.raises(gr.Error, match="Nothing to undo yet"):
+        label.undo(app, t, shell, replace(back, annotator="nobody"))
+
+
+@pytest.mark.parametrize("choice, strength, match", [
+    ("maybe", "clearly", "choice must be one of A, B, tie, both_bad"),
+    ("A", "hugely", "strength must be one of slightly, clearly, much"),
+])
+def test_a_bad_value_from_the_page_is_refused(tab, store, choice, strength, match):
+    app, t, shell = tab
+    sess = label.sign_in(app, t, shell, "alice", "", Session(), None, None)[shell.session]
+    with pytest.raises(gr.Error, match=match):
+        label.submit(app, t, shell, choice, sess, strength, "", [])
+    assert store.labels().empty
+
+
+def test_signed_out_sessions_cannot_label(tab):
+    app, t, shell = tab
+    with pytest.raises(gr.Error, match="Sign in first"):
+        label.submit(app, t, shell, "A", Session(assignment_id=1), "clearly", "", [])

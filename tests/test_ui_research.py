@@ -24,8 +24,9 @@ from rm.device import torch_threads
 from rm.score import load_scorer
 from rm.testing import tiny_backbone, tiny_decoder
 from rm.train import TrainConfig, train
-from ui import correlations, models
-from ui.auth import Access
+from ui import audits, correlations, models, probe
+from ui.auth import Access, Session
+from ui.context import App
 
 GOOD = ["yes good correct answer", "sure thanks help", "good right answer"]
 BAD = ["no bad wrong answer", "rude harmful wrong", "bad worse answer"]
@@ -261,3 +262,66 @@ def test_correlation_table_orders_flagged_first():
     out = correlations.correlation_table(table)
     assert out.feature.tolist() == ["b", "a"]
     assert out.iloc[0]["pearson [95% CI]"] == "-0.60 [-0.80, -0.40]" and out.iloc[0]["flag"]
+
+
+# ----------------------------------------------------------------------------- handlers, no server
+
+
+@pytest.fixture
+def research(tmp_path, lab):
+    """The research tabs built (not served) on a store with known preferences and the lab's runs."""
+    from ui import build_research
+
+    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks(pairs=2, triads=0, agreement=4, gold=4))
+    app = App(store, Access(admin_token="t"), lab["runs"])
+    with gr.Blocks():
+        tabs = build_research(app)
+    yield app, tabs
+    store.close()
+
+
+def test_probe_handler_scores_both_sides_and_diffs_features(research, lab):
+    app, r = research
+    researcher = Session(researcher=True)
+    with pytest.raises(gr.Error, match="needs the researcher role"):
+        probe.probe(app, r.probe, "q", "a", "b", ["rm-a"], Session())
+    out = probe.probe(app, r.probe, "q", "Great question! yes good", "no bad wrong", ["rm-a"], researcher)
+    scores = load_scorer(str(lab["runs"] / "rm" / "rm-a")).score("q", ["Great question! yes good", "no bad wrong"])
+    assert f"{scores.mean[0]:+.3f}"[:-1] in out[r.probe.card] and "single model" in out[r.probe.card]
+    assert '<tr class="rm-diff"><td title="' in out[r.probe.features] and "flattery" in out[r.probe.features]
+    # a model that cannot load is shown in the card, not raised on every keystroke
+    missing = probe.probe(app, r.probe, "q", "a", "b", ["no-such-rm"], researcher)[r.probe.card]
+    assert "rm-empty" in missing and "Could not load the reward model no-such-rm" in missing
+
+
+def test_reliability_handler_draws_the_libraries_numbers(research, lab):
+    from analysis.calibration import pair_calibration
+    from analysis.sources import known_pairs
+
+    app, r = research
+    fig = audits.reliability(app, r.audits, "known preferences (gold, agreement)", ["rm-a"], None,
+                             Session(researcher=True))[r.audits.rel_plot]
+    expected = pair_calibration(load_scorer(str(lab["runs"] / "rm" / "rm-a")), known_pairs(app.store), "checkpoint")
+    titles = [fig._suptitle.get_text()] if fig._suptitle else [ax.get_title() for ax in fig.axes]
+    assert f"rm-a: 8 pairs, accuracy {expected.metrics_after['accuracy']:.2f}" in titles
+    with pytest.raises(gr.Error, match="The reliability diagram failed: could not read uploaded file: no file"):
+        audits.reliability(app, r.audits, "uploaded file", ["rm-a"], None, Session(researcher=True))
+
+
+def test_a_newcomer_is_offered_a_starter_rm(tmp_path, lab, monkeypatch):
+    from ui import build_research
+
+    monkeypatch.setenv("RMLAB_BACKBONE", lab["backbone"])  # the starter's default backbone, tiny here
+    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
+    store.import_tasks(tiny_tasks(pairs=0, triads=0, agreement=4, gold=4))
+    app = App(store, Access(), tmp_path / "runs")  # no checkpoint yet
+    with gr.Blocks():
+        r = build_research(app)
+    assert r.selector.notice.visible and r.selector.models.value == []
+    out = models.train_starter(app, r.selector, Session(researcher=True), progress=lambda *a, **k: None)
+    starter = str(tmp_path / "runs" / "rm" / "starter")
+    assert out[r.selector.models].value == [starter] and out[r.selector.notice].visible is False
+    assert ("starter", starter) in out[r.compare.rm_1].choices
+    assert json.loads((tmp_path / "runs" / "rm" / "starter" / "rmlab_config.json").read_text())
+    store.close()

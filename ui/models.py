@@ -117,7 +117,7 @@ def choices(app: App, selector: Selector, select: str | None = None) -> dict:
     found = list_checkpoints(app.runs)
     out = {dropdown: gr.Dropdown(choices=[*extra, *found]) for dropdown, extra in selector.lists}
     if select:
-        out[selector.models] = gr.Dropdown(choices=found, value=[select])
+        out[selector.models] = gr.Dropdown(choices=found, value=[select], multiselect=True)
     return out | {selector.notice: gr.Row(visible=not found)}
 
 
