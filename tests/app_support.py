@@ -1,10 +1,15 @@
-"""Helpers shared by the app tests: serve a UI on a free local port, and drive it with Chromium.
+"""Helpers shared by the app tests: serve a UI on a free local port (in this process, or as an
+`app.py` subprocess), call its endpoints over HTTP, and drive it with Chromium.
 
 Browser tests skip only when Chromium is not installed (env RMLAB_CHROMIUM, else
 /usr/bin/chromium): mark the module with `pytestmark = needs_chromium`.
 """
+import json
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,3 +57,62 @@ def browser_page(url: str, timeout_ms: int = 15_000) -> Iterator:
         page.goto(url)
         yield page
         browser.close()
+
+
+@contextmanager
+def app_process(*args: str, log: Path, env: dict[str, str] | None = None,
+                timeout: float = 240) -> Iterator[str]:
+    """`python app.py ARGS --port <free port>` in a subprocess; yields its base URL once it answers.
+
+    Its output goes to `log` (shown when it fails to start); it is terminated on exit."""
+    import httpx
+
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], cwd=root,
+                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"app.py {' '.join(args)} did not start:\n{Path(log).read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/gradio_api/info", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class ApiError(RuntimeError):
+    """The endpoint answered `event: error` (e.g. a gr.Error); the message is the app's."""
+
+
+def call_api(client, base: str, name: str, *data):
+    """Call a named endpoint over plain HTTP with Gradio's two-step protocol: POST
+    /gradio_api/call/NAME {"data": [...]} returns an event id, then GET
+    /gradio_api/call/NAME/ID streams Server-Sent Events ending in `complete` (data: the outputs)
+    or `error`. Returns the first output. `client` is an httpx.Client."""
+    posted = client.post(f"{base}/gradio_api/call/{name}", json={"data": list(data)})
+    posted.raise_for_status()
+    event = None
+    with client.stream("GET", f"{base}/gradio_api/call/{name}/{posted.json()['event_id']}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line.split(":", 1)[1])
+                if event == "error":
+                    raise ApiError((payload or {}).get("error") or "the endpoint failed")
+                return payload[0]
+    raise ApiError(f"{name}: the stream ended without a result")
