@@ -190,4 +190,6 @@ def main(argv: list[str] | None = None) -> CapstoneReport:
 
 
 if __name__ == "__main__":
-    main()
+    from labeling.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -181,4 +181,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from labeling.cli import run_cli
+
+    raise SystemExit(run_cli(main))
