@@ -32,12 +32,26 @@ raises is logged and does not undo the write (labeling.hub_sync uses this).
 Labels: `choice` is one of CHOICES, `strength` 1|2|3 = slightly|clearly|much better, stored
 as `margin` = MARGINS[strength] for left/right and 0.0 for tie/both_bad. The winning and
 losing response indices are stored too, so everything downstream is order-independent.
+
+Crowd safety (see README, "Security and data safety"):
+- every text and name is held to `labeling.limits` (tasks at import, rationale and tags at
+  submit); a refused call writes nothing;
+- a label is `fast` when its time on task is under `min_seconds` (derived when read, so the
+  dashboard and the export agree); a submit is refused with `RateLimited` when the annotator
+  already stored `rate_limit` labels in the last `rate_window` seconds, counted in the
+  database, so the limit holds across processes and servers;
+- invites: `create_invite(name)` returns a secret token once and stores only its SHA-256;
+  `verify_invite(token)` gives the name back (or None), `list_invites`, `revoke_invite`.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import math
 import os
 import random
+import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -49,7 +63,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from labeling.tasks import KINDS, LETTERS, Task, pairings
+from labeling.limits import MAX_TOKEN_CHARS, check_name, check_text, clip
+from labeling.tasks import KINDS, LETTERS, Task, pairings, validate_row
 from labeling.vocab import MARGINS, check_label
 
 DEFAULT_DB = Path("runs") / "labels.db"
@@ -79,6 +94,48 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer; set e.g. {name}=3") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number; set e.g. {name}={default:g}") from None
+
+
+RATE_ENV = "RMLAB_RATE_LIMIT"
+DEFAULT_RATE = (30, 60.0)  # at most 30 labels a minute: 2 s each, faster than anyone reads
+
+
+def parse_rate(raw: str | None) -> tuple[int, float]:
+    """RMLAB_RATE_LIMIT text -> (labels, window seconds): "30/60", "30" (per 60 s), "off" or
+    "0" (no limit), None or "" (the default, 30/60)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_RATE
+    text = raw.strip().lower()
+    if text in ("off", "0"):
+        return 0, DEFAULT_RATE[1]
+    count, _, window = text.partition("/")
+    try:
+        n, seconds = int(count), float(window or DEFAULT_RATE[1])
+    except ValueError:
+        n, seconds = -1, 0.0
+    if n < 0 or not seconds > 0 or not math.isfinite(seconds):
+        raise ValueError(f"{RATE_ENV}={raw!r}: expected LABELS/SECONDS such as 30/60, or off")
+    return n, seconds
+
+
+class RateLimited(ValueError):
+    """A submit refused because the annotator labelled faster than a person reads.
+
+    `retry_after` is how many seconds until the submit would be accepted."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass
 class StoreConfig:
     """How work is handed out. Not stored in the database: each process sets its own."""
@@ -95,6 +152,18 @@ class StoreConfig:
     lease_seconds: float = field(
         default=1800.0, metadata={"help": "A served, unsubmitted assignment keeps its slot "
                                           "this long before another annotator may take it."})
+    min_seconds: float = field(
+        default_factory=lambda: _env_float("RMLAB_MIN_SECONDS", 3.0),
+        metadata={"help": "A label with less time on task than this is flagged `fast` in the "
+                          "dashboard and the export (default: env RMLAB_MIN_SECONDS, else 3)."})
+    rate_limit: int = field(
+        default_factory=lambda: parse_rate(os.environ.get(RATE_ENV))[0],
+        metadata={"help": "Most labels one annotator may store in `rate_window` seconds; a "
+                          "submit beyond it raises RateLimited; 0 = no limit (default: env "
+                          "RMLAB_RATE_LIMIT as LABELS/SECONDS, e.g. 30/60, or off; else 30/60)."})
+    rate_window: float = field(
+        default_factory=lambda: parse_rate(os.environ.get(RATE_ENV))[1],
+        metadata={"help": "The sliding window of `rate_limit`, in seconds."})
     seed: int | None = field(
         default=None, metadata={"help": "Seed for order and left/right draws (None: OS entropy)."})
 
@@ -105,6 +174,11 @@ class StoreConfig:
             raise ValueError(f"gold_every must be >= 1, got {self.gold_every}")
         if self.gold_labels_per_task is not None and self.gold_labels_per_task < 1:
             raise ValueError("gold_labels_per_task must be >= 1 or None (no cap)")
+        if not self.min_seconds >= 0:
+            raise ValueError(f"min_seconds must be >= 0, got {self.min_seconds}")
+        if self.rate_limit < 0 or not self.rate_window > 0:
+            raise ValueError(f"rate_limit must be >= 0 (0: off) and rate_window > 0, got "
+                             f"{self.rate_limit} per {self.rate_window} s")
 
     def cap(self, kind: str) -> int | None:
         """Most labels a pairing of `kind` collects; None = no cap."""
@@ -175,6 +249,8 @@ tasks_t = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),  # import order
     sa.Column("imported_at", sa.String(32), nullable=False),
 )
+# covering: candidate queries read id, kind, seq without touching the (long) texts
+sa.Index("ix_task_order", tasks_t.c.seq, tasks_t.c.id, tasks_t.c.kind)
 
 assignments_t = sa.Table(
     "assignments", metadata,
@@ -197,6 +273,10 @@ sa.Index("uq_assignment_slot", assignments_t.c.task_id, assignments_t.c.pair_ind
          assignments_t.c.slot, unique=True,
          sqlite_where=_live_slot, postgresql_where=_live_slot)
 sa.Index("ix_assignment_annotator", assignments_t.c.annotator, assignments_t.c.status)
+# the rate limit counts an annotator's recent labels; undo finds the latest
+sa.Index("ix_assignment_finished", assignments_t.c.annotator, assignments_t.c.status,
+         assignments_t.c.finished_at)
+sa.Index("ix_assignment_lease", assignments_t.c.status, assignments_t.c.served_at)
 
 labels_t = sa.Table(
     "labels", metadata,
@@ -212,6 +292,28 @@ labels_t = sa.Table(
     sa.Column("tags", sa.JSON, nullable=False),  # list[str]
     sa.Column("seconds", sa.Float),  # time on task
     sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+# One row per task pairing, kept by database triggers (PAIRING_TRIGGERS) whoever writes:
+# `held` = its assignments that hold a slot (served or done). The store picks work from here
+# with index range scans instead of counting assignments per call.
+pairings_t = sa.Table(
+    "pairings", metadata,
+    sa.Column("task_id", sa.String(200), sa.ForeignKey("tasks.id"), primary_key=True),
+    sa.Column("pair_index", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("shuffle", sa.BigInteger, nullable=False),  # a fixed pseudo-random order
+    sa.Column("held", sa.Integer, nullable=False),
+)
+sa.Index("ix_pairing_fill", pairings_t.c.held, pairings_t.c.shuffle, pairings_t.c.kind)
+sa.Index("ix_pairing_kind", pairings_t.c.kind, pairings_t.c.shuffle, pairings_t.c.held)
+
+invites_t = sa.Table(
+    "invites", metadata,
+    sa.Column("name", sa.String(200), primary_key=True),  # the annotator it signs in
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("revoked_at", sa.String(32)),
 )
 
 
@@ -261,6 +363,81 @@ def _pg_lock(conn: sa.Connection, key: str) -> None:
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
 
+# ---------------------------------------------------------------- pairings upkeep
+
+SHUFFLE_MOD = 2 ** 32
+SHUFFLE_MUL = 2654435761  # odd, so (x * SHUFFLE_MUL) mod 2^32 is a bijection: shuffles never tie
+N_PAIRINGS = {kind: len(pairings(n)) for kind, (n, _) in KINDS.items()}
+_N_CASE = " ".join(f"WHEN '{kind}' THEN {n}" for kind, n in N_PAIRINGS.items())
+_INDEXES = " UNION ALL ".join(f"SELECT {i} AS i" for i in range(max(N_PAIRINGS.values())))
+_HOLDS = "(" + ", ".join(f"'{status}'" for status in LIVE) + ")"
+
+
+def _shuffle_sql(seq: str, index: str) -> str:
+    return f"((({seq}) * {max(N_PAIRINGS.values())} + {index}) * {SHUFFLE_MUL}) % {SHUFFLE_MOD}"
+
+
+# dialect -> DDL that keeps `pairings` in step with tasks and assignments
+PAIRING_TRIGGERS: dict[str, list[str]] = {
+    "sqlite": [
+        f"""CREATE TRIGGER IF NOT EXISTS rmlab_task_pairings AFTER INSERT ON tasks BEGIN
+            INSERT INTO pairings (task_id, pair_index, kind, shuffle, held)
+            SELECT NEW.id, i, NEW.kind, {_shuffle_sql("NEW.seq", "i")}, 0 FROM ({_INDEXES})
+            WHERE i < CASE NEW.kind {_N_CASE} ELSE 0 END; END""",
+        f"""CREATE TRIGGER IF NOT EXISTS rmlab_hold_insert AFTER INSERT ON assignments
+            WHEN NEW.status IN {_HOLDS} BEGIN
+            UPDATE pairings SET held = held + 1
+            WHERE task_id = NEW.task_id AND pair_index = NEW.pair_index; END""",
+        f"""CREATE TRIGGER IF NOT EXISTS rmlab_hold_update AFTER UPDATE OF status ON assignments
+            WHEN (NEW.status IN {_HOLDS}) != (OLD.status IN {_HOLDS}) BEGIN
+            UPDATE pairings SET held = held + (CASE WHEN NEW.status IN {_HOLDS} THEN 1 ELSE -1 END)
+            WHERE task_id = NEW.task_id AND pair_index = NEW.pair_index; END""",
+        f"""CREATE TRIGGER IF NOT EXISTS rmlab_hold_delete AFTER DELETE ON assignments
+            WHEN OLD.status IN {_HOLDS} BEGIN
+            UPDATE pairings SET held = held - 1
+            WHERE task_id = OLD.task_id AND pair_index = OLD.pair_index; END""",
+    ],
+    "postgresql": [
+        f"""CREATE OR REPLACE FUNCTION rmlab_task_pairings() RETURNS trigger AS $$ BEGIN
+            INSERT INTO pairings (task_id, pair_index, kind, shuffle, held)
+            SELECT NEW.id, i, NEW.kind, {_shuffle_sql("NEW.seq::bigint", "i")}, 0 FROM ({_INDEXES}) AS ix
+            WHERE i < CASE NEW.kind {_N_CASE} ELSE 0 END;
+            RETURN NULL; END $$ LANGUAGE plpgsql""",
+        """CREATE OR REPLACE TRIGGER rmlab_task_pairings AFTER INSERT ON tasks
+            FOR EACH ROW EXECUTE FUNCTION rmlab_task_pairings()""",
+        f"""CREATE OR REPLACE FUNCTION rmlab_hold() RETURNS trigger AS $$ BEGIN
+            IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status IN {_HOLDS} THEN
+              UPDATE pairings SET held = held - 1
+              WHERE task_id = OLD.task_id AND pair_index = OLD.pair_index;
+            END IF;
+            IF TG_OP IN ('UPDATE', 'INSERT') AND NEW.status IN {_HOLDS} THEN
+              UPDATE pairings SET held = held + 1
+              WHERE task_id = NEW.task_id AND pair_index = NEW.pair_index;
+            END IF;
+            RETURN NULL; END $$ LANGUAGE plpgsql""",
+        """CREATE OR REPLACE TRIGGER rmlab_hold AFTER INSERT OR UPDATE OF status OR DELETE
+            ON assignments FOR EACH ROW EXECUTE FUNCTION rmlab_hold()""",
+    ],
+}
+
+# Repair at open: add missing pairings (a store from before this table) and correct any
+# `held` that disagrees with the assignments (a write made without the triggers).
+_REPAIR_SQL = [
+    f"""INSERT INTO pairings (task_id, pair_index, kind, shuffle, held)
+        SELECT t.id, ix.i, t.kind, {_shuffle_sql("t.seq", "ix.i")}, 0
+        FROM tasks t JOIN ({_INDEXES}) AS ix ON ix.i < CASE t.kind {_N_CASE} ELSE 0 END
+        WHERE NOT EXISTS (SELECT 1 FROM pairings p WHERE p.task_id = t.id AND p.pair_index = ix.i)""",
+    f"""UPDATE pairings SET held = (SELECT count(*) FROM assignments a
+            WHERE a.task_id = pairings.task_id AND a.pair_index = pairings.pair_index
+            AND a.status IN {_HOLDS})
+        WHERE held != (SELECT count(*) FROM assignments a
+            WHERE a.task_id = pairings.task_id AND a.pair_index = pairings.pair_index
+            AND a.status IN {_HOLDS})""",
+]
+# dialect -> statements that keep other writers out while the repair counts
+REPAIR_LOCK: dict[str, str] = {"postgresql": "LOCK TABLE assignments IN SHARE ROW EXCLUSIVE MODE"}
+
+
 # dialect -> per-annotator lock; SQLite needs none (BEGIN IMMEDIATE serialises writers)
 LOCKS: dict[str, Callable[[sa.Connection, str], None]] = {"postgresql": _pg_lock}
 ENGINE_SETUP: dict[str, Callable[[sa.Engine], None]] = {"sqlite": _sqlite_setup}
@@ -271,11 +448,38 @@ class _Conflict(Exception):
 
 
 def _check_annotator(annotator: str) -> str:
-    if not isinstance(annotator, str) or not annotator.strip():
-        raise ValueError("annotator must be a non-empty name")
-    if len(annotator.strip()) > 200:
-        raise ValueError("annotator name is longer than 200 characters")
-    return annotator.strip()
+    return check_name(annotator, "annotator")
+
+
+MAX_ID = 2 ** 63 - 1  # the largest id either database can hold
+
+
+def _check_id(assignment_id) -> int:
+    """An assignment id as int: an int, a whole float (JSON numbers) or a string of digits."""
+    value = assignment_id
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() \
+            and len(value.strip()) <= 19:
+        value = int(value.strip())
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise ValueError(f"assignment_id must be the integer id of an assignment, got "
+                         f"{clip(assignment_id)}")
+    return value
+
+
+def _check_seconds(seconds) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be a number >= 0, got {clip(seconds)}")
+    return float(seconds)
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 hex of an invite token: what the store keeps instead of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _task(row) -> Task:
@@ -317,36 +521,150 @@ def _assignment(row) -> Assignment:
                       category=row.category, status=row.status)
 
 
-@dataclass
-class _Candidate:
-    task_id: str
-    kind: str
-    pair_index: int
-    pair: tuple[int, int]
-    live: int  # live assignments (done, or served within the lease)
-    cap: int | None
+@dataclass(frozen=True)
+class Invite:
+    """An annotator's invite (never its token): `active` until revoked; `labels` stored so far."""
+
+    name: str
+    created_at: str
+    revoked_at: str | None
+    labels: int
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _first_of(members: list[sa.Select]) -> sa.Select:
+    """The first row of the first member that has one. Each member runs with LIMIT 1 along
+    an index, so the statement reads a handful of rows."""
+    ranked = [sa.select(m.limit(1).subquery().c, sa.literal_column(str(i)).label("rank"))
+              for i, m in enumerate(members)]
+    both = sa.union_all(*ranked).subquery("firsts")
+    return sa.select(both).order_by(both.c.rank).limit(1)
+
+
+class _Queries:
+    """The statements on the labeling path, built once per store (caps come from its config)
+    with bind parameters, so each call only binds values and SQLAlchemy reuses compiled SQL.
+
+    Parameters: annotator; last (the task served last, "" for none); start (a random point in
+    shuffle order); cutoff (lease ISO time); limit; assignment_id.
+    """
+
+    def __init__(self, config: StoreConfig):
+        a, p = assignments_t.c, pairings_t.c
+        annotator, last = sa.bindparam("annotator"), sa.bindparam("last")
+        start = sa.bindparam("start", type_=sa.BigInteger)
+        x = assignments_t.alias("x")
+        had = sa.exists().where(x.c.annotator == annotator, x.c.task_id == p.task_id,
+                                x.c.pair_index == p.pair_index)
+
+        def below(kinds):  # a pairing of one of `kinds` with a free slot
+            return sa.or_(*(p.kind == kind if config.cap(kind) is None
+                            else sa.and_(p.kind == kind, p.held < config.cap(kind)) for kind in kinds))
+
+        def open_(kinds) -> sa.Select:  # pairings below their cap this annotator never had
+            return (sa.select(p.task_id, p.kind, p.pair_index, p.held, p.shuffle)
+                    .where(below(kinds), ~had, p.task_id != last))
+
+        def random_open(kinds, levels=(None,)) -> sa.Select:  # from the fullest level first
+            members = []
+            for level in levels:
+                at = open_(kinds) if level is None else open_(kinds).where(p.held == level)
+                members += [at.where(p.shuffle >= start).order_by(p.shuffle),
+                            at.where(p.shuffle < start).order_by(p.shuffle)]
+            return _first_of(members)
+
+        def count(query: sa.Select, column=None) -> sa.Select:
+            sub = query.subquery()
+            counted = sa.func.count(sa.distinct(sub.c[column])) if column else sa.func.count()
+            return sa.select(counted).select_from(sub)
+
+        spacers = [kind for kind in KINDS if kind not in ("triad", "gold")]
+        levels = range(config.labels_per_task - 1, -1, -1)
+        self.gold = random_open(["gold"])
+        self.fullest = random_open(["triad", *spacers], levels)
+        self.fullest_triads = random_open(["triad"], levels)
+        self.resumed = (open_(["triad"]).where(p.task_id.in_(sa.select(a.task_id).where(a.annotator == annotator)))
+                        .order_by((p.shuffle + start) % SHUFFLE_MOD).limit(1))
+        self.triad_bound = (sa.select(sa.func.count(sa.distinct(p.task_id)))
+                            .where(p.kind == "triad", p.held < config.labels_per_task))
+        self.spacers_upto = count(open_(spacers).limit(sa.bindparam("limit")))
+        self.open_triads = count(open_(["triad"]), "task_id")
+        # open pairings = those with a free slot - the annotator's among them (no probe per pairing)
+        self.below_all = sa.select(sa.func.count()).select_from(pairings_t).where(below(KINDS))
+        self.mine_below = (sa.select(sa.func.count())
+                           .select_from(assignments_t.join(pairings_t, sa.and_(
+                               p.task_id == a.task_id, p.pair_index == a.pair_index)))
+                           .where(a.annotator == annotator, below(KINDS)))
+        mine = assignments_t.alias("mine")
+        last_gold = (sa.select(sa.func.max(mine.c.id)).join(tasks_t, tasks_t.c.id == mine.c.task_id)
+                     .where(mine.c.annotator == annotator, tasks_t.c.kind == "gold").scalar_subquery())
+        self.history = sa.select(  # (task served last, assignments since the last gold)
+            sa.select(a.task_id).where(a.annotator == annotator).order_by(a.id.desc()).limit(1)
+            .scalar_subquery(),
+            sa.select(sa.func.count()).select_from(assignments_t)
+            .where(a.annotator == annotator, a.id > sa.func.coalesce(last_gold, 0)).scalar_subquery())
+        self.expire = (sa.update(assignments_t)
+                       .where(a.status == "served", a.served_at < sa.bindparam("cutoff"))
+                       .values(status="expired").returning(a.id))
+        shown = sa.select(*_ASSIGNMENT_COLUMNS).join(tasks_t, tasks_t.c.id == a.task_id)
+        self.outstanding = (shown.where(a.annotator == annotator, a.status == "served")
+                            .order_by(a.served_at.desc(), a.id.desc()).limit(1))
+        self.assignment = shown.where(a.id == sa.bindparam("assignment_id"))
+        self.assignment_locked = self.assignment.with_for_update(of=assignments_t)
+        self.label = (sa.select(*_LABEL_COLUMNS)
+                      .join(assignments_t, assignments_t.c.id == labels_t.c.assignment_id)
+                      .where(labels_t.c.assignment_id == sa.bindparam("assignment_id")))
 
 
 class Store:
     """A label store on one database. See the module docstring for the assignment rules.
 
     Public API (the app and CLIs use only these): `import_tasks`, `tasks`, `ensure_seeded`,
-    `next_assignment`, `assignment`, `submit`, `skip`, `undo_last`, `progress`, `labels`,
-    `close`.
+    `next_assignment`, `assignment`, `submit`, `submit_and_next`, `skip`, `undo_last`,
+    `progress`, `labels`, `create_invite`, `verify_invite`, `list_invites`, `revoke_invite`,
+    `close`. Refusals: ValueError (bad input; `RateLimited` is one), PermissionError
+    (someone else's assignment), LookupError (unknown id or invite).
     """
 
     def __init__(self, db: str | Path | None = None, config: StoreConfig | None = None):
         self.url = resolve_url(db)
         self.config = config or StoreConfig()
         self._rng = random.Random(self.config.seed)
+        self._q = _Queries(self.config)
         self.listeners: list[Listener] = []
-        self.engine = sa.create_engine(self.url)
+        try:
+            self.engine = sa.create_engine(self.url)
+        except (sa.exc.ArgumentError, ImportError) as e:
+            raise ValueError(f"{clip(str(db), 200)} is not a database the store can open ({e}); "
+                             "give a SQLite path or a URL like postgresql+psycopg://user:pw@host/db") from None
         self.dialect = self.engine.dialect.name
         database = self.engine.url.database
         if self.dialect == "sqlite" and database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         ENGINE_SETUP.get(self.dialect, lambda engine: None)(self.engine)
+        try:
+            self._create_schema()
+        except sa.exc.OperationalError as e:
+            self.engine.dispose()
+            raise OSError(f"cannot open the label store {self.safe_url}: {e.orig}") from None
+
+    def _create_schema(self) -> None:
+        """Tables and indexes, adding any that an older store lacks (e.g. invites)."""
         metadata.create_all(self.engine)
+        with self._write() as conn:
+            self._lock(conn, "rmlab:schema")
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+            for ddl in PAIRING_TRIGGERS[self.dialect]:
+                conn.execute(sa.text(ddl))  # text(): SQLAlchemy escapes % for psycopg
+            if self.dialect in REPAIR_LOCK:
+                conn.execute(sa.text(REPAIR_LOCK[self.dialect]))
+            for sql in _REPAIR_SQL:
+                conn.execute(sa.text(sql))
         with self._write() as conn:
             found = conn.execute(sa.select(meta_t.c.value).where(meta_t.c.key == "schema_version")).scalar()
             if found is None:
@@ -415,14 +733,20 @@ class Store:
         """Add tasks in one transaction; returns how many were new.
 
         Re-importing a task with the same id and content is a no-op. The same id with
-        different content raises ValueError and imports nothing.
+        different content raises ValueError and imports nothing; so does a task that breaks
+        the schema or `labeling.limits` (checked as `load_tasks` checks a file's rows).
         """
         unique: dict[str, Task] = {}
+        errors: list[str] = []
         for task in tasks:
             if not isinstance(task, Task):
                 raise TypeError(f"expected Task, got {type(task).__name__}; use load_tasks() first")
+            validate_row(task.to_record(), f"task {clip(task.id)}", errors)
             if unique.setdefault(task.id, task) != task:
-                raise ValueError(f"two different tasks share the id {task.id!r}")
+                raise ValueError(f"two different tasks share the id {clip(task.id)}")
+        if errors:
+            raise ValueError(f"{len(errors)} problem(s) in the tasks, nothing imported:\n"
+                             + "\n".join(errors))
         return self._retrying(lambda conn: self._import(conn, list(unique.values())))
 
     def _import(self, conn: sa.Connection, tasks: list[Task]) -> int:
@@ -472,16 +796,13 @@ class Store:
 
     def assignment(self, assignment_id: int) -> Assignment:
         """One assignment by id (any status); LookupError when unknown."""
+        assignment_id = _check_id(assignment_id)
         with self.engine.connect() as conn:
             return _assignment(self._assignment_row(conn, assignment_id))
 
     def _assignment_row(self, conn: sa.Connection, assignment_id: int, lock: bool = False):
-        query = (sa.select(*_ASSIGNMENT_COLUMNS)
-                 .join(tasks_t, tasks_t.c.id == assignments_t.c.task_id)
-                 .where(assignments_t.c.id == int(assignment_id)))
-        if lock:
-            query = query.with_for_update(of=assignments_t)
-        row = conn.execute(query).first()
+        query = self._q.assignment_locked if lock else self._q.assignment
+        row = conn.execute(query, {"assignment_id": assignment_id}).first()
         if row is None:
             raise LookupError(f"no assignment with id {assignment_id}")
         return row
@@ -489,26 +810,18 @@ class Store:
     def _next(self, conn: sa.Connection, annotator: str) -> Assignment | None:
         self._lock(conn, annotator)
         now = _now()
-        outstanding = conn.execute(
-            sa.select(*_ASSIGNMENT_COLUMNS)
-            .join(tasks_t, tasks_t.c.id == assignments_t.c.task_id)
-            .where(assignments_t.c.annotator == annotator, assignments_t.c.status == "served")
-            .order_by(assignments_t.c.served_at.desc(), assignments_t.c.id.desc())
-            .limit(1)).first()
+        outstanding = conn.execute(self._q.outstanding, {"annotator": annotator}).first()
         if outstanding is not None:  # re-serve: the clock for time on task and the lease restart
             conn.execute(sa.update(assignments_t).where(assignments_t.c.id == outstanding.id)
                          .values(served_at=_iso(now)))
             return _assignment(outstanding)
-        history = conn.execute(
-            sa.select(assignments_t.c.task_id, tasks_t.c.kind)
-            .join(tasks_t, tasks_t.c.id == assignments_t.c.task_id)
-            .where(assignments_t.c.annotator == annotator)
-            .order_by(assignments_t.c.created_at, assignments_t.c.id)).all()
-        pick = self._choose(self._candidates(conn, annotator, now), history)
+        pick = self._choose(conn, annotator, now)
         if pick is None:
             return None
-        slot = self._free_slot(conn, pick.task_id, pick.pair_index, pick.cap, now)
-        left, right = pick.pair if self._rng.random() < 0.5 else pick.pair[::-1]
+        kind = pick.kind
+        pair = pairings(KINDS[kind][0])[pick.pair_index]
+        slot = self._free_slot(conn, pick.task_id, pick.pair_index, self.config.cap(kind), now)
+        left, right = pair if self._rng.random() < 0.5 else pair[::-1]
         row = {"task_id": pick.task_id, "pair_index": pick.pair_index, "annotator": annotator,
                "left_index": left, "right_index": right,
                "shown_order": LETTERS[left] + LETTERS[right], "slot": slot, "status": "served",
@@ -521,51 +834,41 @@ class Store:
     def _assignment_by_id(self, conn: sa.Connection, assignment_id: int) -> Assignment:
         return _assignment(self._assignment_row(conn, assignment_id))
 
-    def _candidates(self, conn: sa.Connection, annotator: str, now: datetime) -> list[_Candidate]:
-        """Pairings this annotator may still get: never had, and below their cap."""
+    def _expire_lapsed(self, conn: sa.Connection, now: datetime) -> None:
+        """Give up the slots of leases that lapsed (served, untouched for lease_seconds)."""
         cutoff = _iso(now - timedelta(seconds=self.config.lease_seconds))
-        a = assignments_t.c
-        fresh = sa.or_(a.status == "done", sa.and_(a.status == "served", a.served_at >= cutoff))
-        live = Counter({(r.task_id, r.pair_index): r.n for r in conn.execute(
-            sa.select(a.task_id, a.pair_index, sa.func.count().label("n"))
-            .where(fresh).group_by(a.task_id, a.pair_index))})
-        mine = {(task_id, index) for task_id, index in conn.execute(
-            sa.select(a.task_id, a.pair_index).where(a.annotator == annotator))}
-        out = []
-        for task_id, kind in conn.execute(sa.select(tasks_t.c.id, tasks_t.c.kind)
-                                          .order_by(tasks_t.c.seq, tasks_t.c.id)):
-            cap = self.config.cap(kind)
-            for index, pair in enumerate(pairings(KINDS[kind][0])):
-                n = live[(task_id, index)]
-                if (task_id, index) not in mine and (cap is None or n < cap):
-                    out.append(_Candidate(task_id, kind, index, pair, n, cap))
-        return out
+        for assignment_id in conn.execute(self._q.expire, {"cutoff": cutoff}).scalars().all():
+            self._emit(conn, "assignment", assignment_id)
 
-    def _choose(self, candidates: list[_Candidate], history: list) -> _Candidate | None:
+    def _choose(self, conn: sa.Connection, annotator: str, now: datetime):
         """Gold when due; else a started triad; else the fullest pairing (ties at random).
+        Returns a row (task_id, kind, pair_index, ...) or None.
 
         Never the task served last, so a triad's pairings are not back to back. A triad's
         later pairings need other tasks between them, so new triads are started first
         once the other tasks left are no more than two per unstarted triad (plus two).
         """
-        last = history[-1][0] if history else None
-        since_gold = next((i for i, (_, kind) in enumerate(reversed(history)) if kind == "gold"),
-                          len(history))
-        started = {task_id for task_id, kind in history if kind == "triad"}
-        pool = [c for c in candidates if c.task_id != last]
-        gold = [c for c in pool if c.kind == "gold"]
-        other = [c for c in pool if c.kind != "gold"]
-        if gold and (since_gold >= self.config.gold_every - 1 or not other):
-            return self._rng.choice(gold)
-        resumed = [c for c in other if c.task_id in started]
-        if resumed:
-            return self._rng.choice(resumed)
-        triads = [c for c in other if c.kind == "triad"]
-        spacers = {c.task_id for c in other if c.kind != "triad"}
-        if triads and len(spacers) <= 2 * len({c.task_id for c in triads}) + 2:
-            other = triads
-        self._rng.shuffle(other)
-        return max(other, key=lambda c: c.live, default=None)
+        q = self._q
+        last, since_gold = conn.execute(q.history, {"annotator": annotator}).one()
+        self._expire_lapsed(conn, now)
+
+        def first(query, **extra):
+            return conn.execute(query, {"annotator": annotator, "last": last or "",
+                                        "start": self._rng.randrange(SHUFFLE_MOD), **extra}).first()
+
+        if since_gold >= self.config.gold_every - 1 and (gold := first(q.gold)) is not None:
+            return gold
+        if (resumed := first(q.resumed)) is not None:
+            return resumed
+        # spacer tasks have one pairing each; count exactly only when the bound cannot settle it
+        triads_first = False
+        if bound := conn.execute(q.triad_bound).scalar():  # >= unstarted triads still open
+            spacers = first(q.spacers_upto, limit=2 * bound + 3)[0]
+            if spacers <= 2 * bound + 2:
+                triads = first(q.open_triads)[0]
+                triads_first = triads > 0 and spacers <= 2 * triads + 2
+        pick = first(q.fullest_triads if triads_first else q.fullest)
+        return pick if pick is not None else first(q.gold)
 
     def _free_slot(self, conn: sa.Connection, task_id: str, pair_index: int,
                    cap: int | None, now: datetime) -> int | None:
@@ -607,18 +910,36 @@ class Store:
 
         Idempotent per assignment: a second submit returns the stored label and stores
         nothing. `seconds` is the client's time on task; None uses the server's clock since
-        the assignment was (last) served. Raises ValueError for bad input or a skipped
-        assignment, PermissionError when the assignment belongs to someone else,
-        LookupError for an unknown id.
+        the assignment was (last) served. Raises ValueError for bad input (naming the field)
+        or a skipped assignment, RateLimited (a ValueError) when the annotator already stored
+        `rate_limit` labels in the last `rate_window` seconds, PermissionError when the
+        assignment belongs to someone else, LookupError for an unknown id.
         """
-        annotator = _check_annotator(annotator)
-        tags = check_label(choice, strength, tags)
-        if not isinstance(rationale, str):
-            raise ValueError("rationale must be a string")
-        if seconds is not None and not seconds >= 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        return self._retrying(lambda conn: self._submit(
-            conn, int(assignment_id), annotator, choice, strength, rationale, tags, seconds))
+        label = self._label_args(assignment_id, annotator, choice, strength, rationale, tags, seconds)
+        return self._retrying(lambda conn: self._submit(conn, *label))
+
+    def submit_and_next(self, assignment_id: int, annotator: str, choice: str, strength: int = 2,
+                        rationale: str = "", tags: Iterable[str] = (),
+                        seconds: float | None = None) -> tuple[Label, Assignment | None]:
+        """`submit`, then `next_assignment`, in one transaction: one commit (one fsync) per
+        label instead of two. Returns (the stored label, the next assignment or None); a
+        refused submit raises as `submit` does and serves nothing."""
+        label = self._label_args(assignment_id, annotator, choice, strength, rationale, tags, seconds)
+
+        def run(conn: sa.Connection):
+            stored = self._submit(conn, *label)
+            return stored, self._next(conn, label[1])
+
+        return self._retrying(run)
+
+    @staticmethod
+    def _label_args(assignment_id, annotator, choice, strength, rationale, tags, seconds) -> tuple:
+        """Checked arguments of a submit, in `_submit`'s order; ValueError names the field."""
+        if rationale is None:
+            rationale = ""
+        return (_check_id(assignment_id), _check_annotator(annotator), choice, strength,
+                check_text(rationale, "rationale"), check_label(choice, strength, tags),
+                _check_seconds(seconds))
 
     def _submit(self, conn, assignment_id, annotator, choice, strength, rationale, tags,
                 seconds) -> Label:
@@ -632,6 +953,7 @@ class Store:
         if row.status == "skipped":
             raise ValueError(f"assignment {assignment_id} was skipped; undo_last() to label it")
         now = _now()
+        self._check_rate(conn, annotator, now)
         if seconds is None:
             seconds = (now - datetime.fromisoformat(row.served_at)).total_seconds()
         finish = {"finished_at": _iso(now)}
@@ -645,24 +967,44 @@ class Store:
             conn.execute(sa.update(assignments_t).where(assignments_t.c.id == assignment_id)
                          .values(status="done", **finish))
         winner, loser = CHOICES[choice](row.left_index, row.right_index)
-        margin = MARGINS[strength] if winner is not None else 0.0
-        conn.execute(sa.insert(labels_t).values(
-            assignment_id=assignment_id, choice=choice, strength=strength, margin=margin,
-            winner=winner, loser=loser, rationale=rationale, tags=list(tags),
-            seconds=float(seconds), created_at=_iso(now)))
+        values = {"assignment_id": assignment_id, "choice": choice, "strength": strength,
+                  "margin": MARGINS[strength] if winner is not None else 0.0, "winner": winner,
+                  "loser": loser, "rationale": rationale, "tags": list(tags),
+                  "seconds": float(seconds), "created_at": _iso(now)}
+        label_id = conn.execute(sa.insert(labels_t).values(**values).returning(labels_t.c.id)).scalar_one()
         self._emit(conn, "assignment", assignment_id)
-        return self._label_for(conn, assignment_id)
+        return Label(id=label_id, task_id=row.task_id, pair_index=row.pair_index,
+                     annotator=annotator, shown_order=row.shown_order,
+                     **{**values, "tags": tuple(tags)})
+
+    def _check_rate(self, conn: sa.Connection, annotator: str, now: datetime) -> None:
+        """RateLimited when `annotator` stored `rate_limit` labels in the last `rate_window`
+        seconds. Counted in the database, inside the annotator's write lock, so it holds
+        across processes and servers."""
+        limit, window = self.config.rate_limit, self.config.rate_window
+        if not limit:
+            return
+        a = assignments_t.c
+        recent = conn.execute(
+            sa.select(a.finished_at)
+            .where(a.annotator == annotator, a.status == "done",
+                   a.finished_at >= _iso(now - timedelta(seconds=window)))
+            .order_by(a.finished_at.desc()).limit(limit)).scalars().all()
+        if len(recent) < limit:
+            return
+        wait = (datetime.fromisoformat(recent[-1]) + timedelta(seconds=window) - now).total_seconds()
+        raise RateLimited(f"{limit} labels in the last {window:g} seconds is faster than anyone "
+                          f"reads; wait {math.ceil(max(wait, 0.0))} s, then submit again "
+                          f"(the limit is {RATE_ENV}={limit}/{window:g})", retry_after=max(wait, 0.0))
 
     def _label_for(self, conn: sa.Connection, assignment_id: int) -> Label | None:
-        row = conn.execute(sa.select(*_LABEL_COLUMNS)
-                           .join(assignments_t, assignments_t.c.id == labels_t.c.assignment_id)
-                           .where(labels_t.c.assignment_id == assignment_id)).first()
+        row = conn.execute(self._q.label, {"assignment_id": assignment_id}).first()
         return None if row is None else _label(row)
 
     def skip(self, assignment_id: int, annotator: str) -> None:
         """Give an outstanding assignment up: its slot frees, and this annotator never gets
         that pairing again unless they `undo_last()`. Skipping twice is a no-op."""
-        annotator = _check_annotator(annotator)
+        assignment_id, annotator = _check_id(assignment_id), _check_annotator(annotator)
 
         def run(conn):
             self._lock(conn, annotator)
@@ -717,11 +1059,70 @@ class Store:
                 sa.select(assignments_t.c.status, sa.func.count())
                 .where(assignments_t.c.annotator == annotator)
                 .group_by(assignments_t.c.status))})
-            open_ = len(self._candidates(conn, annotator, _now()))
+            open_ = (conn.execute(self._q.below_all).scalar()
+                     - conn.execute(self._q.mine_below, {"annotator": annotator}).scalar())
         remaining = counts["served"] + open_
         return {"annotator": annotator, "done": counts["done"], "skipped": counts["skipped"],
                 "outstanding": counts["served"], "remaining": remaining,
                 "total": counts["done"] + counts["skipped"] + remaining}
+
+    # ------------------------------------------------------------ invites
+
+    def create_invite(self, name: str) -> str:
+        """A new secret token that signs in as `name`; returned once, stored only as its
+        SHA-256. Inviting a name again replaces its token (the old one stops working) and
+        lifts a revocation."""
+        name = check_name(name)
+        token = secrets.token_urlsafe(32)  # 256 bits
+        values = {"token_hash": token_digest(token), "created_at": _iso(_now()), "revoked_at": None}
+
+        def run(conn: sa.Connection) -> None:
+            self._lock(conn, f"invite:{name}")
+            updated = conn.execute(sa.update(invites_t).where(invites_t.c.name == name).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(invites_t).values(name=name, **values))
+
+        self._retrying(run)
+        return token
+
+    def verify_invite(self, token: str) -> str | None:
+        """The name an active invite's token signs in as, else None (unknown, revoked, or
+        not a token). Looks the hash up, then compares in constant time."""
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS or not token.isascii():
+            return None
+        digest = token_digest(token)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(invites_t.c.name, invites_t.c.token_hash)
+                               .where(invites_t.c.token_hash == digest,
+                                      invites_t.c.revoked_at.is_(None))).first()
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            return None
+        return row.name
+
+    def list_invites(self) -> list[Invite]:
+        """Every invite (active and revoked) by name, with the labels stored under that name."""
+        a, i = assignments_t.c, invites_t.c
+        labels = (sa.select(sa.func.count()).where(a.annotator == i.name, a.status == "done")
+                  .scalar_subquery())
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(i.name, i.created_at, i.revoked_at, labels.label("labels"))
+                                .order_by(i.name)).all()
+        return [Invite(r.name, r.created_at, r.revoked_at, r.labels) for r in rows]
+
+    def revoke_invite(self, name: str) -> None:
+        """Stop `name`'s invite from signing in (its labels stay). LookupError when there is
+        no invite for `name`; revoking twice is a no-op."""
+        name = check_name(name)
+
+        def run(conn: sa.Connection) -> None:
+            found = conn.execute(sa.select(invites_t.c.revoked_at).where(invites_t.c.name == name)).first()
+            if found is None:
+                raise LookupError(f"no invite for {name!r}; `python -m labeling invites` lists them")
+            if found.revoked_at is None:
+                conn.execute(sa.update(invites_t).where(invites_t.c.name == name)
+                             .values(revoked_at=_iso(_now())))
+
+        self._retrying(run)
 
     # ------------------------------------------------------------ reading labels
 
@@ -734,7 +1135,8 @@ class Store:
         winner, loser (response indices, <NA> for tie/both_bad), chosen, rejected (winner
         and loser texts; for tie/both_bad the left and right texts), tie (no response
         won: choice tie or both_bad, so a trainer never reads both_bad as a win), both_bad,
-        rationale, tags, seconds, created_at, agreeing, better.
+        rationale, tags, seconds, fast (time on task under `min_seconds`), created_at,
+        agreeing, better.
         """
         a, t, lab = assignments_t.c, tasks_t.c, labels_t.c
         query = (sa.select(lab.id.label("label_id"), lab.assignment_id, a.task_id,
@@ -748,14 +1150,14 @@ class Store:
                  .order_by(lab.created_at, lab.id))
         with self.engine.connect() as conn:
             rows = [row._asdict() for row in conn.execute(query)]
-        return labels_frame(rows)
+        return labels_frame(rows, self.config.min_seconds)
 
 
 LABEL_FRAME_COLUMNS = [
     "label_id", "assignment_id", "task_id", "task_kind", "category", "pair_index", "pair",
     "annotator", "prompt", "left_index", "right_index", "shown_order", "left", "right",
     "choice", "strength", "margin", "winner", "loser", "chosen", "rejected", "tie",
-    "both_bad", "rationale", "tags", "seconds", "created_at", "agreeing", "better",
+    "both_bad", "rationale", "tags", "seconds", "fast", "created_at", "agreeing", "better",
 ]
 
 
@@ -773,11 +1175,15 @@ def _derive(row: dict) -> dict:
             "tags": list(row["tags"] or [])}
 
 
-def labels_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows of the label query -> the `Store.labels()` DataFrame (also empty, with columns)."""
+def labels_frame(rows: list[dict], min_seconds: float) -> pd.DataFrame:
+    """Rows of the label query -> the `Store.labels()` DataFrame (also empty, with columns).
+
+    `fast`: time on task under `min_seconds` (FastChat drops votes cast that quickly)."""
     frame = pd.DataFrame([_derive(dict(r)) for r in rows], columns=LABEL_FRAME_COLUMNS)
     for name in ("winner", "loser", "agreeing", "better"):
         frame[name] = frame[name].astype("Int64")
+    frame["seconds"] = frame["seconds"].astype(float)
+    frame["fast"] = (frame["seconds"] < min_seconds).astype(bool)  # NaN (unknown) is not fast
     return frame
 
 

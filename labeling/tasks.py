@@ -13,17 +13,24 @@ CSV (and any tabular source) may instead give the responses as columns `response
 
 `load_tasks(src)` validates every row before returning anything: all problems are collected
 and raised as one `ValueError` whose lines read `FILE line N, field 'F': message`, so a
-bad file imports nothing.
+bad file imports nothing. Every text is held to `labeling.limits` (length, no NUL, valid
+Unicode); files must be UTF-8 (a byte-order mark is fine); a file with no task in it is an
+error, not "imported 0".
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from labeling.limits import MAX_CHARS, clip, meta_problem, text_problem
 
 # kind -> (number of responses, the index field it requires or None)
 KINDS: dict[str, tuple[int, str | None]] = {
@@ -105,6 +112,10 @@ def _text(row: _Row, raw: Mapping, name: str, required: bool) -> str | None:
     if required and not value.strip():
         row.error(name, "must not be empty")
         return None
+    problem = text_problem(value, name) if name in MAX_CHARS else None
+    if problem:
+        row.error(name, problem)
+        return None
     return value
 
 
@@ -113,7 +124,7 @@ def _index(row: _Row, raw: Mapping, name: str, n: int) -> int | None:
     is_int = isinstance(value, int) and not isinstance(value, bool)
     is_whole_float = isinstance(value, float) and value.is_integer()  # Parquet nullable ints
     if not (is_int or is_whole_float) or not 0 <= int(value) < n:
-        row.error(name, f"expected an index 0..{n - 1}, got {value!r}")
+        row.error(name, f"expected an index 0..{n - 1}, got {clip(value)}")
         return None
     return int(value)
 
@@ -126,12 +137,17 @@ def _responses(row: _Row, raw: Mapping, n: int | None) -> tuple[str, ...] | None
     if not isinstance(value, (list, tuple)):
         row.error("responses", f"expected a list of strings, got {type(value).__name__}")
         return None
+    if n is not None and len(value) != n:
+        row.error("responses", f"expected {n} responses for kind '{raw.get('kind')}', got {len(value)}")
+        return None
     bad = [i for i, r in enumerate(value) if not isinstance(r, str) or not r.strip()]
     if bad:
         row.error("responses", f"response {bad[0]} must be a non-empty string")
         return None
-    if n is not None and len(value) != n:
-        row.error("responses", f"expected {n} responses for kind '{raw.get('kind')}', got {len(value)}")
+    problems = [(i, text_problem(r, "response")) for i, r in enumerate(value)]
+    problems = [(i, p) for i, p in problems if p]
+    if problems:
+        row.error("responses", f"response {problems[0][0]} {problems[0][1]}")
         return None
     return tuple(value)
 
@@ -140,12 +156,13 @@ def validate_row(raw: Mapping[str, Any], where: str, errors: list[str]) -> Task 
     """One raw record -> `Task`, or None after appending messages to `errors`."""
     row = _Row(where, errors)
     n_before = len(errors)
-    unknown = sorted(set(raw) - set(FIELDS))
+    unknown = sorted(str(name) for name in set(raw) - set(FIELDS))
     if unknown:
-        row.error(unknown[0], f"unknown field; expected one of {', '.join(FIELDS)}")
+        name = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "..."
+        row.error(name, f"unknown field; expected one of {', '.join(FIELDS)}")
     kind = _text(row, raw, "kind", required=True)
     if kind is not None and kind not in KINDS:
-        row.error("kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+        row.error("kind", f"expected one of {', '.join(KINDS)}, got {clip(kind)}")
         kind = None
     n, needed = KINDS[kind] if kind else (None, None)
     prompt = _text(row, raw, "prompt", required=True)
@@ -162,6 +179,8 @@ def validate_row(raw: Mapping[str, Any], where: str, errors: list[str]) -> Task 
     meta = raw.get("meta") or {}
     if not isinstance(meta, Mapping):
         row.error("meta", f"expected an object, got {type(meta).__name__}")
+    elif problem := meta_problem(meta):
+        row.error("meta", problem)
     task_id = _text(row, raw, "id", required=False)
     if task_id is not None and not task_id.strip():
         row.error("id", "must not be empty when given")
@@ -179,11 +198,14 @@ def validate_rows(rows: Iterable[tuple[str, Mapping[str, Any] | str]],
     """(where, raw record) pairs -> tasks; raises one ValueError listing every problem.
 
     A raw record that is a string is a row-level error from the reader (e.g. bad JSON).
-    Exact repeats of a task are kept once; two different tasks with one id are an error.
+    Exact repeats of a task are kept once; two different tasks with one id are an error;
+    no rows at all is an error too.
     """
     errors: list[str] = []
     tasks: dict[str, tuple[str, Task]] = {}
+    n_rows = 0
     for where, raw in rows:
+        n_rows += 1
         if isinstance(raw, str):
             errors.append(f"{where}: {raw}")
             continue
@@ -199,6 +221,10 @@ def validate_rows(rows: Iterable[tuple[str, Mapping[str, Any] | str]],
     if errors:
         raise ValueError(f"{len(errors)} problem(s) in {source}, nothing imported:\n"
                          + "\n".join(errors))
+    if not n_rows:
+        raise ValueError(f"{source} holds no tasks (it is empty); nothing imported. Give one "
+                         "task per line, e.g. {\"kind\": \"pair\", \"prompt\": ..., "
+                         "\"responses\": [..., ...]}")
     return [task for _, task in tasks.values()]
 
 
@@ -221,24 +247,69 @@ def _tabular(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield where, f"invalid JSON ({e.msg} at column {e.colno})"
-                continue
-            yield where, record if isinstance(record, dict) else "expected a JSON object"
+class _DuplicateField(ValueError):
+    """One JSON object names a field twice (json.loads would keep the last silently)."""
 
 
-def _read_csv(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        end = 1  # the header line (a quoted cell may span lines, so track where rows start)
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateField(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
+def _decoded(path: Path) -> Generator[tuple[str, str], None, str | None]:
+    """The file's text (returned, via `yield from`), or one row-level error when it is not
+    UTF-8: the line and byte column of the first bad byte. A UTF-8 byte-order mark is dropped."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        yield (f"{path.name} line {line}",
+               f"not UTF-8 text (byte 0x{data[e.start]:02x} at byte {column} of the line); "
+               "save the file as UTF-8")
+        return None
+
+
+def _json_record(line: str) -> dict | str:
+    """One JSONL line -> a dict, or the reason it is not one (a row-level error)."""
+    try:
+        record = json.loads(line, object_pairs_hook=_unique_fields)
+    except _DuplicateField as e:
+        return f"field {clip(e.args[0])} appears twice in one object"
+    except json.JSONDecodeError as e:
+        return f"invalid JSON ({e.msg} at column {e.colno})"
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        return f"invalid JSON ({e})"
+    except RecursionError:
+        return "invalid JSON (nested too deeply)"
+    return record if isinstance(record, dict) else "expected a JSON object"
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[str, dict | str]]:
+    text = yield from _decoded(path)
+    if text is None:
+        return
+    for line_no, line in enumerate(text.split("\n"), start=1):  # not splitlines(): JSON
+        if line.strip():  # strings may hold U+2028 and other line breaks
+            yield f"{path.name} line {line_no}", _json_record(line)
+
+
+_SMALL_INT = re.compile(r"-?[0-9]{1,9}")  # an index cell; anything else stays text and is refused
+
+
+def _read_csv(path: Path) -> Iterator[tuple[str, dict | str]]:
+    text = yield from _decoded(path)
+    if text is None:
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    end = 1  # the header line (a quoted cell may span lines, so track where rows start)
+    try:
         for record in reader:
             where, end = f"{path.name} line {end + 1}", reader.line_num
             if None in record:  # DictReader puts surplus cells under the key None
@@ -246,9 +317,11 @@ def _read_csv(path: Path) -> Iterator[tuple[str, dict]]:
                 continue
             out = _tabular(record)
             for name in INDEX_FIELDS:
-                if isinstance(out.get(name), str) and out[name].strip().lstrip("-").isdigit():
+                if isinstance(out.get(name), str) and _SMALL_INT.fullmatch(out[name].strip()):
                     out[name] = int(out[name])
             yield where, out
+    except csv.Error as e:  # e.g. a cell longer than csv.field_size_limit() (131,072)
+        yield f"{path.name} line {reader.line_num}", f"not readable as CSV ({e})"
 
 
 def _read_records(name: str, records: Iterable[Mapping]) -> Iterator[tuple[str, dict]]:
@@ -256,10 +329,40 @@ def _read_records(name: str, records: Iterable[Mapping]) -> Iterator[tuple[str, 
         yield f"{name} row {i}", _tabular(record)
 
 
-def _read_parquet(path: Path) -> Iterator[tuple[str, dict]]:
+def _read_parquet(path: Path) -> Iterator[tuple[str, dict | str]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    yield from _read_records(path.name, pq.read_table(path).to_pylist())
+    try:
+        records = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as e:
+        yield path.name, f"not a readable Parquet file ({e})"
+        return
+    yield from _read_records(path.name, records)
+
+
+def _saved_dataset_problem(folder: Path) -> str | None:
+    """Why a `save_to_disk` folder is unsafe to open, or None: every data file its
+    state.json names (per split, for a DatasetDict) must lie inside the folder."""
+    states = [folder / "state.json"]
+    if (folder / "dataset_dict.json").is_file():
+        try:
+            splits = json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"dataset_dict.json is not a saved dataset's ({e})"
+        if not all(isinstance(s, str) and Path(s).name == s and s not in ("", ".", "..") for s in splits):
+            return "dataset_dict.json names a split outside the folder"
+        states = [folder / split / "state.json" for split in splits]
+    root = folder.resolve()
+    for state in states:
+        try:
+            files = [f["filename"] for f in json.loads(state.read_text(encoding="utf-8"))["_data_files"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"{state.relative_to(folder)} is not a saved dataset's ({e})"
+        if not all(isinstance(f, str) and (state.parent / f).resolve().is_relative_to(root)
+                   for f in files):
+            return f"{state.relative_to(folder)} names a data file outside the folder"
+    return None
 
 
 def _read_dataset(src: str, split: str) -> Iterator[tuple[str, dict]]:
@@ -268,10 +371,15 @@ def _read_dataset(src: str, split: str) -> Iterator[tuple[str, dict]]:
 
     path = Path(src)
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+        problem = _saved_dataset_problem(path)
+        if problem:
+            raise ValueError(f"{src}: {problem}; nothing imported")
         ds = datasets.load_from_disk(str(path))
     else:
         ds = datasets.load_dataset(src, split=split)
     if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise ValueError(f"{src} has no split {clip(split)}; its splits are: {', '.join(ds)}")
         ds = ds[split]
     yield from _read_records(f"{src} [{split}]", ds)
 
@@ -294,7 +402,20 @@ def _raw_rows(src: str | Path, split: str) -> Iterator[tuple[str, dict]]:
         return reader(path)
     if path.suffix.lower() in READERS:
         raise FileNotFoundError(f"task file not found: {path}")
+    if not path.is_dir() and not _is_hub_id(str(src)):
+        raise FileNotFoundError(f"{clip(str(src), 200)}: no such file or folder, and not a "
+                                "Hugging Face dataset id ('name' or 'org/name')")
     return _read_dataset(str(src), split)
+
+
+def _is_hub_id(src: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(src)
+    except HFValidationError:
+        return False
+    return True
 
 
 def load_tasks(src: str | Path, split: str = "train") -> list[Task]:

@@ -113,7 +113,7 @@ def test_margin_follows_strength_and_ties_have_none(make_store):
     ({"choice": "A"}, ValueError, "choice must be one of left, right, tie, both_bad"),
     ({"strength": 4}, ValueError, "strength must be 1, 2 or 3"),
     ({"strength": True}, ValueError, "strength must be 1, 2 or 3"),
-    ({"seconds": -1.0}, ValueError, "seconds must be >= 0"),
+    ({"seconds": -1.0}, ValueError, "seconds must be a number >= 0"),
     ({"annotator": "bob"}, PermissionError, "belongs to another annotator"),
     ({"annotator": "  "}, ValueError, "annotator must be a non-empty name"),
 ])
