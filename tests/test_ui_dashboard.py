@@ -7,35 +7,13 @@ import shutil
 import pytest
 from gradio_client import Client
 
-from app_support import lab_ui, serve
 from labeling import dashboard
-from labeling.store import StoreConfig, open_store
-from labeling.testing import tiny_tasks
 import gradio as gr
 
 from ui import dashboard as dashboard_tab
 from ui.auth import Access, Session
 from ui.context import App
 from ui.dashboard import summary_text
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
-    store.import_tasks(tiny_tasks(pairs=3, triads=1, agreement=1, gold=1))
-    yield store
-    store.close()
-
-
-@pytest.fixture(scope="module")
-def guarded_app(tmp_path_factory):
-    """Roles configured: the researcher token is "s3cret"."""
-    store = open_store(tmp_path_factory.mktemp("guarded") / "labels.db", StoreConfig(seed=0))
-    store.import_tasks(tiny_tasks())
-    demo = lab_ui(store, Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
-    yield serve(demo)
-    demo.close()
-    store.close()
 
 
 def test_researcher_token_unlocks_the_export(guarded_app, tmp_path):

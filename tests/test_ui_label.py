@@ -10,19 +10,9 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from app_support import lab_ui, serve
-from labeling.store import StoreConfig, open_store
-from labeling.testing import tiny_tasks
 from ui import label
 from ui.auth import Access, Session
 from ui.context import App, Shell
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = open_store(tmp_path / "labels.db", StoreConfig(seed=0))
-    store.import_tasks(tiny_tasks(pairs=3, triads=1, agreement=1, gold=1))
-    yield store
-    store.close()
 
 
 @pytest.fixture
@@ -30,17 +20,6 @@ def open_app(store):
     demo = lab_ui(store)
     yield Client(serve(demo), verbose=False)
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def guarded_app(tmp_path_factory):
-    """Roles configured: researcher "carol" (verified identity only) or the token "s3cret"."""
-    store = open_store(tmp_path_factory.mktemp("guarded") / "labels.db", StoreConfig(seed=0))
-    store.import_tasks(tiny_tasks())
-    demo = lab_ui(store, Access(researchers=frozenset({"carol"}), admin_token="s3cret"))
-    yield serve(demo)
-    demo.close()
-    store.close()
 
 
 # ----------------------------------------------------------------------------- endpoints

@@ -39,7 +39,7 @@ def build(app: App) -> Selector:
                              label="Reward model (pick several for an ensemble; or type a folder or Hub id)")
         refresh = gr.Button("↻ Refresh list", scale=0, min_width=130, elem_id="rm-refresh-models")
     with gr.Row(equal_height=True, visible=not checkpoints) as notice_row:
-        notice = gr.Markdown(NO_MODEL, elem_id="rm-no-model")
+        gr.Markdown(NO_MODEL, elem_id="rm-no-model")
         starter = gr.Button("Train a starter RM", variant="primary", scale=0, min_width=200,
                             elem_id="rm-starter")
     with gr.Accordion("Policy LM", open=False):
