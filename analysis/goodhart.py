@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,6 +37,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
+
+from analysis.gold import (  # noqa: F401  (re-exported: the gold scorers and prompt sets live there)
+    GOLD_CHECKERS, PROMPT_SOURCES, ArithmeticChecker, TruthfulChecker, arithmetic_answer, load_gold, load_prompts,
+    numbers_in)
 
 # ---- the best-of-n estimator ---------------------------------------------------------------
 
@@ -104,30 +107,50 @@ def bon_expectation(selector: np.ndarray, values: np.ndarray, n: int) -> np.ndar
 
 @dataclass
 class GoldFit:
-    """gold - gold(n=1) ≈ d(α - βd) with d = √KL: least squares through the origin."""
+    """gold - gold(start) against d = √KL, least squares through the origin, in one of Gao et al.'s
+    forms (`form`): "bon" d(α - βd), or "rl" d(α - β log d)."""
 
     alpha: float
     beta: float
     r2: float
-    d_star: float | None  # α / 2β when β > 0 and α > 0, else None (no peak)
+    d_star: float | None  # the fitted peak (bon: α/2β; rl: exp(α/β - 1)) when there is one, else None
     kl_star: float | None
-    n_star: float | None  # best-of-n size at the peak (real; may lie beyond the N sampled)
+    n_star: float | None  # best-of-n size at the peak (real; may lie beyond the N sampled); None for rl
+    form: str = "bon"
 
 
-def fit_gold(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
-    """Fit gain = α d - β d²; R² against the mean of `gain`. Needs 3 or more points."""
-    d, gain = np.asarray(d, dtype=np.float64), np.asarray(gain, dtype=np.float64)
-    if len(d) < 3:
-        return GoldFit(math.nan, math.nan, math.nan, None, None, None)
-    X = np.stack([d, -d ** 2], axis=1)  # (K, 2)
+def _lstsq_fit(X: np.ndarray, gain: np.ndarray) -> tuple[float, float, float]:
+    """(α, β, R²) of gain ≈ X @ [α, β], R² against the mean of `gain`."""
     (alpha, beta), *_ = np.linalg.lstsq(X, gain, rcond=None)
     ss_res = float(((gain - X @ [alpha, beta]) ** 2).sum())
     ss_tot = float(((gain - gain.mean()) ** 2).sum())
-    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else math.nan
+    return float(alpha), float(beta), 1 - ss_res / ss_tot if ss_tot > 0 else math.nan
+
+
+def fit_gold(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
+    """Best-of-n form: gain = α d - β d²; R² against the mean of `gain`. Needs 3 or more points."""
+    d, gain = np.asarray(d, dtype=np.float64), np.asarray(gain, dtype=np.float64)
+    if len(d) < 3:
+        return GoldFit(math.nan, math.nan, math.nan, None, None, None)
+    alpha, beta, r2 = _lstsq_fit(np.stack([d, -d ** 2], axis=1), gain)
     if beta > 0 and alpha > 0:
         d_star = alpha / (2 * beta)
-        return GoldFit(float(alpha), float(beta), r2, d_star, d_star ** 2, n_for_kl(d_star ** 2))
-    return GoldFit(float(alpha), float(beta), r2, None, None, None)
+        return GoldFit(alpha, beta, r2, d_star, d_star ** 2, n_for_kl(d_star ** 2))
+    return GoldFit(alpha, beta, r2, None, None, None)
+
+
+def fit_gold_rl(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
+    """RL form: gain = d(α - β log d) (d log d -> 0 at d = 0). The peak, where α - β log d - β = 0,
+    is d* = exp(α/β - 1) when β > 0. Needs 3 or more points."""
+    d, gain = np.asarray(d, dtype=np.float64), np.asarray(gain, dtype=np.float64)
+    if len(d) < 3:
+        return GoldFit(math.nan, math.nan, math.nan, None, None, None, "rl")
+    d_log_d = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
+    alpha, beta, r2 = _lstsq_fit(np.stack([d, -d_log_d], axis=1), gain)
+    if beta > 0:
+        d_star = math.exp(alpha / beta - 1)
+        return GoldFit(alpha, beta, r2, d_star, d_star ** 2, None, "rl")
+    return GoldFit(alpha, beta, r2, None, None, None, "rl")
 
 
 # ---- selectors and curves ----------------------------------------------------------------
@@ -226,102 +249,7 @@ def analyze(samples: pd.DataFrame, ns: Sequence[int] | None = None, params: Sele
     return GoodhartResult(pd.concat(curves, ignore_index=True), fits, n_star, skipped, samples)
 
 
-# ---- gold checker --------------------------------------------------------------------------
-
-_NUM = r"-?\d+(?:\.\d+)?"
-_OPS: dict[str, Callable[[float, float], float]] = {
-    "+": lambda a, b: a + b, "plus": lambda a, b: a + b,
-    "-": lambda a, b: a - b, "−": lambda a, b: a - b, "minus": lambda a, b: a - b,
-    "×": lambda a, b: a * b, "*": lambda a, b: a * b, "x": lambda a, b: a * b, "times": lambda a, b: a * b,
-    "/": lambda a, b: a / b, "÷": lambda a, b: a / b, "divided by": lambda a, b: a / b,
-}
-_EXPR = re.compile(rf"({_NUM})\s*({'|'.join(re.escape(o) for o in sorted(_OPS, key=len, reverse=True))})\s*({_NUM})")
-_NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\w)|(?<![\w.,])-?\d+(?:\.\d+)?(?!\w)")
-
-
-def arithmetic_answer(prompt: str) -> float | None:
-    """The value of the first `a op b` in the prompt ("17 × 3", "12 plus 5"), or None."""
-    m = _EXPR.search(prompt)
-    return _OPS[m.group(2)](float(m.group(1)), float(m.group(3))) if m else None
-
-
-def numbers_in(text: str) -> list[float]:
-    """Every number written in digits ("1,234", "-7", "2.5"), in order."""
-    return [float(m.group(0).replace(",", "")) for m in _NUMBER.finditer(text)]
-
-
-class ArithmeticChecker:
-    """Gold scorer for prompts that contain an arithmetic expression: 1 if the response states
-    the true result as a number anywhere, else 0.
-
-    Lenient by design (a response that lists several candidates passes); deterministic, so
-    `std` is 0 and `members` holds one row. Raises on prompts without an expression.
-    """
-
-    name = "arithmetic"
-    temperature = 1.0
-
-    def score(self, prompts: Sequence[str] | str, responses: Sequence[str], batch_size: int | None = None):
-        """Scores with mean 1.0 (true result stated) or 0.0 per response; batch_size is ignored."""
-        from rm.score import Scores
-
-        responses = list(responses)
-        prompts = [prompts] * len(responses) if isinstance(prompts, str) else list(prompts)
-        answers = [arithmetic_answer(p) for p in prompts]
-        missing = [p for p, a in zip(prompts, answers) if a is None]
-        if missing:
-            raise ValueError(f"no arithmetic expression (a op b) in prompt {missing[0]!r}; "
-                             "use --prompts arithmetic or a gold RM")
-        hits = [float(any(abs(x - a) < 1e-9 for x in numbers_in(r))) for r, a in zip(responses, answers)]
-        return Scores(np.array(hits), np.zeros(len(hits)))
-
-
-GOLD_CHECKERS: dict[str, Callable[[], Any]] = {"arithmetic": ArithmeticChecker}
-
-
-# ---- prompts and samples -------------------------------------------------------------------
-
-
-def _seed_prompts(k: int, seed: int) -> list[str]:
-    from labeling.seed import load_seed_tasks
-
-    return list(dict.fromkeys(t.prompt for t in load_seed_tasks()))
-
-
-def _arithmetic_prompts(k: int, seed: int) -> list[str]:
-    from labeling.arithmetic import false_claims
-
-    return [t["prompt"] for t in false_claims(k, seed)]
-
-
-# name -> (k, seed) -> prompts; anything else is read as a file with a `prompt` column or tasks.
-PROMPT_SOURCES: dict[str, Callable[[int, int], list[str]]] = {
-    "seed": _seed_prompts,  # the project's hand-written task prompts
-    "arithmetic": _arithmetic_prompts,  # false arithmetic claims (labeling.arithmetic): gold-checkable
-}
-
-
-def load_prompts(src: str, k: int | None = 16, seed: int = 0) -> list[str]:
-    """Up to `k` distinct prompts from a registered source or a file (seeded subset when larger)."""
-    if src in PROMPT_SOURCES:
-        prompts = PROMPT_SOURCES[src](k or 0, seed)
-    else:
-        from analysis.responses import read_table
-
-        table = read_table(src)
-        if table is not None and "prompt" in table.columns:
-            prompts = table["prompt"].astype(str).tolist()
-        else:
-            from labeling.tasks import load_tasks
-
-            prompts = [t.prompt for t in load_tasks(src)]
-    prompts = list(dict.fromkeys(prompts))
-    if not prompts:
-        raise ValueError(f"no prompts in {src!r}; choose {sorted(PROMPT_SOURCES)} or a file with a prompt column")
-    if k and len(prompts) > k:
-        keep = np.sort(np.random.default_rng(seed).choice(len(prompts), k, replace=False))
-        prompts = [prompts[i] for i in keep]
-    return prompts
+# ---- samples --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -442,9 +370,9 @@ class GoodhartConfig:
     """Best-of-n Goodhart curves: proxy vs gold reward against √KL, for three selectors."""
 
     proxy: list[str] = field(metadata={"help": "proxy RM checkpoint dir(s) or Hub id(s); several = ensemble"})
-    gold: list[str] = field(metadata={"help": f"gold RM dir(s)/id(s), or a checker: {', '.join(GOLD_CHECKERS)}"})
+    gold: list[str] = field(default_factory=lambda: ["truthful"], metadata={"help": f"gold RM dir(s)/id(s), or a checker: {', '.join(GOLD_CHECKERS)} (analysis.gold)"})
     ensemble: list[str] | None = field(default=None, metadata={"help": "RMs whose mean - λ·std is the conservative selector"})
-    prompts: str = field(default="arithmetic", metadata={"help": f"prompt source: {', '.join(PROMPT_SOURCES)} or a file with a prompt column"})
+    prompts: str = field(default="mixed", metadata={"help": f"prompt source: {', '.join(PROMPT_SOURCES)} (analysis.gold) or a file with a prompt column"})
     n_prompts: int = field(default=16, metadata={"help": "number of prompts (seeded subset)"})
     n: int = field(default=64, metadata={"help": "samples per prompt, N; curves use n = 1, 2, 4, ... <= N"})
     max_new_tokens: int = field(default=64, metadata={"help": "new tokens per sample at most"})
@@ -459,15 +387,6 @@ class GoodhartConfig:
     cache_dir: str = field(default="runs/goodhart", metadata={"help": "folder of the sample caches"})
     out: str | None = field(default="runs/reports/goodhart.json", metadata={"help": "JSON report path"})
     plot: str | None = field(default=None, metadata={"help": "PNG path (default: the report path with .png)"})
-
-
-def load_gold(gold: Sequence[str]):
-    """A registered checker by name, else an RM scorer (several = ensemble)."""
-    if len(gold) == 1 and gold[0] in GOLD_CHECKERS:
-        return GOLD_CHECKERS[gold[0]]()
-    from analysis.cli import load_scorer_from
-
-    return load_scorer_from(list(gold))
 
 
 def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
@@ -513,4 +432,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from labeling.cli import run_cli
+
+    raise SystemExit(run_cli(main))
