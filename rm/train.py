@@ -244,7 +244,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             if config.center_coef:
                 loss = loss + center_loss(rewards, config.center_coef)
             if not torch.isfinite(loss):  # diverged: stop before the update, keep the last good weights
-                diverged = {"step": step + 1, "total_steps": total_steps, "epoch": epoch + 1, "loss": loss.item()}
+                diverged = {"step": step + 1, "total_steps": total_steps, "epoch": epoch + 1, "loss": str(loss.item())}
                 break
             accelerator.backward(loss)
             grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
