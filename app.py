@@ -2,14 +2,15 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--db URL_OR_PATH] [--runs DIR] [--share]
 
-The UI is the `ui` package; this file only parses arguments, opens and seeds the store, and
-launches it.
+The UI is the `ui` package; this file only parses arguments, opens the store (restoring it
+from the Hub when RMLAB_HUB_DATASET is set), seeds it, and launches the UI.
 """
 from __future__ import annotations
 
 import argparse
 import os
 
+from labeling import hub_sync
 from labeling.store import open_store
 from ui import build_ui, launch
 from ui.context import App, resolve_runs
@@ -36,9 +37,10 @@ def parse_args(argv: list[str] | None = None, env: dict[str, str] | None = None)
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    store = open_store(args.db)
+    store, runs = open_store(args.db), resolve_runs(args.runs)
+    hub_sync.attach(store, runs)  # restores an empty store from RMLAB_HUB_DATASET, then logs every change
     store.ensure_seeded()
-    launch(build_ui(App(store, runs=resolve_runs(args.runs))), host=args.host, port=args.port, share=args.share)
+    launch(build_ui(App(store, runs=runs)), host=args.host, port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,12 @@ def test_main_serves_the_env_store_and_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("RMLAB_DB", str(tmp_path / "env.db"))
     monkeypatch.setenv("RMLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
-    launched = {}
+    launched, attached = {}, []
     monkeypatch.setattr(app, "launch", lambda demo, **kwargs: launched.update(demo=demo, **kwargs))
+    # Hub sync is attached to the store before it is seeded (a restore needs an empty store)
+    monkeypatch.setattr(app.hub_sync, "attach", lambda store, runs: attached.append((len(store.tasks()), runs)))
     app.main([])
+    assert attached == [(0, tmp_path / "runs")]
     assert (launched["host"], launched["port"], launched["share"]) == ("127.0.0.1", 7999, False)
     assert (tmp_path / "env.db").is_file()  # the seeded store lives where RMLAB_DB says
     models = next(b for b in launched["demo"].blocks.values() if getattr(b, "elem_id", None) == "rm-models")
