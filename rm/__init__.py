@@ -8,6 +8,7 @@ Public API (nothing is imported or loaded until you import a submodule):
 - rm.evaluate.evaluate(EvalConfig) -> dict; rm.sweep.run_sweep(SweepConfig) -> DataFrame
 - rm.metrics: accuracy, reward_gap, log_loss, brier, ece, reliability_table, fit_temperature
 - rm.loss: bt_loss, center_loss; rm.model: RewardModel, POOLING
+- rm.push.push(PushConfig) -> repo URL; rm.push.model_card(checkpoint, repo, reports) -> str
 - rm.testing: tiny_backbone(dir), tiny_decoder(dir) for tests
-CLIs: python -m rm.train | rm.evaluate | rm.score | rm.sweep (each with --help).
+CLIs: python -m rm.train | rm.evaluate | rm.score | rm.sweep | rm.push | rm.convert (each with --help).
 """

@@ -197,7 +197,9 @@ def _tie(row, where, i) -> bool:
 def _subset(row, where, i) -> str:
     value = row.get("subset")
     if not isinstance(value, str) or not value:
-        _fail(where, i, "subset", f"expected a non-empty string, got {value!r}")
+        missing = value is None or value != value or value == ""  # None, or NaN from pandas
+        _fail(where, i, "subset", "is missing; every row needs one when the column exists" if missing
+              else f"expected a string, got {value!r}")
     return value
 
 

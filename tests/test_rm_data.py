@@ -109,3 +109,23 @@ def test_missing_file_is_not_mistaken_for_a_hub_id(tmp_path):
         load_preferences(str(tmp_path / "pairs.jsonll" / "x.jsonl"))
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_preferences("pairs.jsonl")
+
+
+def test_best_of_n_rows_become_every_pair_with_their_group_and_subset(tmp_path):
+    rows = [{"prompt": "p1", "chosen": ["good"], "rejected": ["bad", "worse"], "subset": "Math"},
+            {"prompt": "p2", "chosen": "fine", "rejected": ["meh"], "subset": "Focus"}]
+    ds = load_preferences(_jsonl(tmp_path / "rb2.jsonl", rows))
+    assert ds.to_list() == [
+        {"prompt": "p1", "chosen": "good", "rejected": "bad", "margin": 0.0, "tie": False, "subset": "Math", "group": 1},
+        {"prompt": "p1", "chosen": "good", "rejected": "worse", "margin": 0.0, "tie": False, "subset": "Math", "group": 1},
+        {"prompt": "p2", "chosen": "fine", "rejected": "meh", "margin": 0.0, "tie": False, "subset": "Focus", "group": 2}]
+    with pytest.raises(DataError, match=r"row 1, field 'rejected': best-of-n format: expected a non-empty string"):
+        load_preferences(_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "chosen": "a", "rejected": ["b", ""]}]))
+    with pytest.raises(DataError, match=r"row 2, field 'subset': is missing; every row needs one"):
+        load_preferences(_jsonl(tmp_path / "sub.jsonl", [{**EXPLICIT[0], "subset": "a"}, {**EXPLICIT[1], "subset": None}]))
+
+
+def test_an_empty_file_says_it_has_no_rows(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError, match="empty.jsonl: no rows; expected preference rows with prompt, chosen and rejected"):
+        load_preferences(tmp_path / "empty.jsonl")
