@@ -22,3 +22,19 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tens
 def center_loss(rewards: torch.Tensor, coef: float) -> torch.Tensor:
     """Reward centering (Eisenstein et al. 2023): coef · mean(r²) keeps rewards near zero."""
     return coef * rewards.pow(2).mean()
+
+
+def decorrelation_loss(rewards: torch.Tensor, feature: torch.Tensor, coef: float) -> torch.Tensor:
+    """Decorrelation penalty against a nuisance feature, in the spirit of ODIN (Chen et al. 2024,
+    arXiv:2402.07319): coef · ρ(r, f)², ρ the Pearson correlation of the batch's rewards with the
+    feature's values for the same responses. Squared, so its gradient vanishes at ρ = 0; 0 when
+    either is constant over the batch.
+
+    rewards, feature: (N,) one value per response (chosen and rejected alike).
+    """
+    r = rewards - rewards.mean()
+    f = (feature - feature.mean()).to(r.dtype)
+    denom = torch.sqrt((r * r).sum() * (f * f).sum())
+    if denom.item() < 1e-12:
+        return rewards.sum() * 0.0  # keeps the graph: no penalty, no gradient
+    return coef * ((r * f).sum() / denom) ** 2

@@ -3,7 +3,8 @@
 One loop: length-grouped batches with dynamic padding, bf16 autocast where the hardware has it
 (rm.device), AdamW with linear warmup and decay, gradient clipping, evaluation on a held-out
 split every epoch with early stopping, then temperature scaling on that split. `--ensemble K`
-trains K members (seeds seed..seed+K-1, bootstrap resamples of the training set) into
+trains K members (seeds seed..seed+K-1, bootstrap resamples of the training set, or disjoint shares
+of it with --ensemble-data disjoint) into
 `member_k/` folders. Every checkpoint holds metrics.json and curves.jsonl (one line per step).
 A callback that returns False stops the run after the current step; what it has is saved.
 """
@@ -25,7 +26,7 @@ from rm.collate import PairCollator, length_grouped_batches
 from rm.defaults import default_backbone
 from rm.device import PRECISIONS, autocast_dtype, torch_threads, use_attention
 from rm.formatting import Formatter
-from rm.loss import bt_loss, center_loss
+from rm.loss import bt_loss, center_loss, decorrelation_loss
 from rm.metrics import all_metrics, fit_temperature
 from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer
 
@@ -65,7 +66,10 @@ class TrainConfig:
     center_coef: float = field(default=0.0, metadata={"help": "reward centering coefficient: coef * mean(r^2)"})
     patience: int | None = field(default=None, metadata={"help": "stop after N epochs without better eval accuracy (keeps the best)"})
     ensemble: int = field(default=1, metadata={"help": "train K members (different seeds, bootstrap resamples)"})
-    bootstrap: bool = field(default=True, metadata={"help": "resample the training set with replacement per ensemble member"})
+    bootstrap: bool = field(default=True, metadata={"help": "legacy switch: --no-bootstrap is --ensemble-data same"})
+    ensemble_data: str = field(default="bootstrap", metadata={"help": "what each ensemble member trains on: bootstrap (a resample with replacement), disjoint (its own 1/K of the pairs: no two members share a pair) or same (every pair)", "choices": ["bootstrap", "disjoint", "same"]})
+    decorrelate: str | None = field(default=None, metadata={"help": "nuisance feature whose correlation with the reward is penalised in each batch (ODIN-style): 'length' (response characters), or a name whose values the caller computes (train(nuisance=...))"})
+    decorrelate_coef: float = field(default=1.0, metadata={"help": "weight of the decorrelation penalty coef·ρ(reward, feature)² (rm.loss.decorrelation_loss)"})
     seed: int = field(default=0, metadata={"help": "random seed (member k uses seed + k)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the hardware has it", "choices": list(PRECISIONS)})
     freeze_embeddings: bool = field(default=False, metadata={"help": "keep the token embeddings fixed (less optimiser work, less overfitting)"})
@@ -243,6 +247,10 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             loss = bt_loss(r_c, r_r, batch["margin"], batch["tie"])
             if config.center_coef:
                 loss = loss + center_loss(rewards, config.center_coef)
+            if config.decorrelate:  # (2B,) nuisance values, laid out as `rewards`: chosen, then rejected
+                nuisance = torch.tensor([train_data.features[i]["nuisance"][side] for side in (0, 1) for i in idx],
+                                        device=device)
+                loss = loss + decorrelation_loss(rewards, nuisance, config.decorrelate_coef)
             if not torch.isfinite(loss):  # diverged: stop before the update, keep the last good weights
                 diverged = {"step": step + 1, "total_steps": total_steps, "epoch": epoch + 1, "loss": str(loss.item())}
                 break
@@ -354,7 +362,33 @@ def bootstrap_indices(n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).integers(0, n, size=n))
 
 
-def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
+def disjoint_indices(n: int, k: int, members: int, seed: int) -> np.ndarray:
+    """Member k's share of a seeded permutation of range(n) cut into `members` near-equal parts, sorted."""
+    return np.sort(np.array_split(np.random.default_rng(seed).permutation(n), members)[k])
+
+
+# --ensemble-data: (n pairs, member k, K members, run seed) -> the member's training pair indices
+ENSEMBLE_DATA: dict[str, Callable[[int, int, int, int], np.ndarray]] = {
+    "bootstrap": lambda n, k, K, seed: bootstrap_indices(n, seed + k),
+    "disjoint": lambda n, k, K, seed: disjoint_indices(n, k, K, seed),
+    "same": lambda n, k, K, seed: np.arange(n),
+}
+
+# --decorrelate features that rm can compute itself: (prompts, responses) -> one value per response
+NUISANCE: dict[str, Callable[[list[str], list[str]], list[float]]] = {
+    "length": lambda prompts, responses: [float(len(r)) for r in responses],
+}
+Nuisance = Callable[[list[str], list[str]], list[float]]
+
+
+def attach_nuisance(data: PairData, ds, fn: Nuisance) -> None:
+    """Store (chosen value, rejected value) of the nuisance feature in each pair's features."""
+    chosen, rejected = fn(ds["prompt"], ds["chosen"]), fn(ds["prompt"], ds["rejected"])
+    for f, c, r in zip(data.features, chosen, rejected):
+        f["nuisance"] = (float(c), float(r))
+
+
+def train(config: TrainConfig | dict, callback: Callback | None = None, nuisance: Nuisance | None = None) -> Path:
     """Train a reward model (or an ensemble) as configured; return the checkpoint folder.
 
     `callback(event)` gets every step ({"event": "step", "step", "total_steps", "epoch", "loss",
@@ -363,6 +397,8 @@ def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
     the epoch's evaluation still runs when there is a held-out split, then the weights are saved
     as usual (the best evaluated ones, as after early stopping) with metrics["stopped"] = True.
     In an ensemble no further members are trained; the folder holds the members trained so far.
+    `nuisance(prompts, responses)` computes the --decorrelate feature when rm does not know it
+    (NUISANCE), e.g. analysis.features' agreement.
     """
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     if config.data is None:
@@ -372,8 +408,13 @@ def train(config: TrainConfig | dict, callback: Callback | None = None) -> Path:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1 (TrainConfig.{key}), got {getattr(config, key)}")
     if not (config.lr >= 0 and math.isfinite(config.lr)):
         raise ValueError(f"--lr must be a finite number >= 0 (TrainConfig.lr), got {config.lr}")
+    if config.ensemble_data not in ENSEMBLE_DATA:
+        raise ValueError(f"--ensemble-data must be one of {sorted(ENSEMBLE_DATA)}, got {config.ensemble_data!r}")
+    if config.decorrelate and nuisance is None and config.decorrelate not in NUISANCE:
+        raise ValueError(f"--decorrelate {config.decorrelate!r}: rm.train computes only {sorted(NUISANCE)}; "
+                         "other features need their values passed in (train(nuisance=...))")
     with torch_threads(config.num_threads):
-        return _train(config, callback)
+        return _train(config, callback, nuisance or NUISANCE.get(config.decorrelate))
 
 
 MIN_DECIDED_PAIRS = 8  # fewer pairs with a winner than this: train, with a warning
@@ -391,12 +432,14 @@ def check_signal(ds, what: str = "training data") -> None:
               "held-out numbers will mean little", file=sys.stderr)
 
 
-def _train(config: TrainConfig, callback: Callback | None) -> Path:
+def _train(config: TrainConfig, callback: Callback | None, nuisance: Nuisance | None = None) -> Path:
     train_ds, eval_ds = load_splits(config)
     check_signal(train_ds)
     formatter = Formatter(load_tokenizer(config.backbone or default_backbone()), config.max_length)
     train_data = tokenize_pairs(formatter, train_ds)
     eval_data = tokenize_pairs(formatter, eval_ds) if eval_ds is not None else None
+    if config.decorrelate:
+        attach_nuisance(train_data, train_ds, nuisance)
     for name, data in (("train", train_data), ("eval", eval_data)):
         if data is not None and data.n_truncated:
             print(f"{name}: {data.n_truncated} of {len(data)} pairs longer than max_length={config.max_length}; "
@@ -408,7 +451,8 @@ def _train(config: TrainConfig, callback: Callback | None) -> Path:
     eval_rewards = []  # per member: (r_chosen, r_rejected) on the shared eval split
     for k in range(config.ensemble):
         seed = config.seed + k
-        data = train_data.subset(bootstrap_indices(len(train_data), seed)) if config.bootstrap else train_data
+        mode = config.ensemble_data if config.bootstrap else "same"
+        data = train_data.subset(ENSEMBLE_DATA[mode](len(train_data), k, config.ensemble, config.seed))
         model, metrics = train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
         if eval_data is not None:
             device = next(model.parameters()).device
