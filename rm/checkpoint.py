@@ -227,11 +227,19 @@ def is_finite_checkpoint(folder: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     numbers = _numbers(meta.get("metrics", {})) + _numbers(meta.get("temperature", 1.0))
-    curves = folder / "curves.jsonl"
-    if curves.is_file():
-        lines = [line for line in curves.read_text().splitlines() if line.strip()]
-        numbers += _numbers(json.loads(lines[-1]).get("loss", 0.0)) if lines else []
+    last = _last_line(folder / "curves.jsonl")
+    numbers += _numbers(json.loads(last).get("loss", 0.0)) if last else []
     return all(math.isfinite(x) for x in numbers)
+
+
+def _last_line(path: Path, tail: int = 65536) -> str | None:
+    """The last non-empty line of a text file, reading only its end (curves grow with every step)."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        f.seek(max(0, f.seek(0, 2) - tail))
+        lines = [line for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def list_checkpoints(runs: str | Path) -> list[tuple[str, str]]:
