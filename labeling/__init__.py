@@ -5,6 +5,8 @@
 - `labeling.seed`: the seed task set in data/tasks/ (`load_seed_tasks`).
 - `labeling.export`: labels -> `datasets.Dataset` (`to_dataset`, `export`, `load_export`).
 - `labeling.stats`: agreement, gold accuracy, position/agreement bias, triad cycles.
+- `labeling.peers`: Chatbot Arena, Argilla and Label Studio exports (`read_peer`, `import_peer`).
+- `labeling.hub`: push a folder to the Hugging Face Hub; `labeling.cli`: how every CLI reports bad input.
 - `python -m labeling import|export|stats|seed`: the command line.
 
 Nothing is imported here, so `import labeling` stays cheap.
