@@ -7,11 +7,19 @@ trains K members (seeds seed..seed+K-1, bootstrap resamples of the training set,
 of it with --ensemble-data disjoint) into
 `member_k/` folders. Every checkpoint holds metrics.json and curves.jsonl (one line per step).
 A callback that returns False stops the run after the current step; what it has is saved.
+
+Several processes (`accelerate launch --num_processes N -m rm.train ...`, DDP on GPUs or gloo on
+CPUs): every process builds the same length-grouped global batches of `batch_size` pairs and
+runs forward/backward on its slice only (`shard`); each slice's loss is weighted so that DDP's
+gradient average is the whole batch's mean, so steps, schedule and results match one process.
+Evaluation runs on every process (same weights, same result); only the main process prints
+and writes the checkpoint.
 """
 import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +32,7 @@ import torch
 from rm.cli import add_dataclass_args, from_dict
 from rm.collate import PairCollator, length_grouped_batches
 from rm.defaults import default_backbone
-from rm.device import PRECISIONS, autocast_dtype, torch_threads, use_attention
+from rm.device import PRECISIONS, autocast_dtype, default_device, torch_threads, use_attention
 from rm.formatting import Formatter
 from rm.loss import bt_loss, center_loss, decorrelation_loss
 from rm.metrics import all_metrics, fit_temperature
@@ -57,7 +65,7 @@ class TrainConfig:
     max_length: int = field(default=256, metadata={"help": "tokens per sequence; the prompt is cut from the left first"})
     dropout: float | None = field(default=0.0, metadata={"help": "dropout probability of every backbone dropout layer (None: keep the backbone's); 0 trains 1.46x faster and no less accurate (bench/README.md)"})
     epochs: int = field(default=1, metadata={"help": "passes over the training pairs"})
-    batch_size: int = field(default=16, metadata={"help": "pairs per optimiser step"})
+    batch_size: int = field(default=16, metadata={"help": "pairs per optimiser step, over all processes (each takes a slice)"})
     lr: float = field(default=1e-4, metadata={"help": "peak AdamW learning rate (1e-4 beat 5e-5 on hh-rlhf and UKPConvArg1: bench/README.md)"})
     head_lr: float | None = field(default=None, metadata={"help": "learning rate of the reward head (default: --lr)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
@@ -196,6 +204,20 @@ def _schedule(optimizer, total_steps: int, warmup_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def shard(idx: list[int], rank: int, world: int) -> tuple[list[int], float]:
+    """This process's slice of a global batch, and the weight of its mean loss: n_local·world/n.
+
+    DDP averages gradients over processes, so weighted slice means average to the batch mean.
+    A process left without a pair (a batch smaller than the world) takes the first pair with
+    weight 0: it must still run backward for the gradient all-reduce.
+
+    >>> shard([7, 8, 9], 0, 2), shard([7, 8, 9], 1, 2), shard([7], 1, 2)
+    (([7, 8], 1.3333333333333333), ([9], 0.6666666666666666), ([7], 0.0))
+    """
+    mine = [int(i) for i in np.array_split(np.asarray(idx), world)[rank]]
+    return (mine, len(mine) * world / len(idx)) if mine else ([int(idx[0])], 0.0)
+
+
 def _better(new: dict, best: dict | None) -> bool:
     return best is None or (new["eval_accuracy"], -new["eval_loss"]) > (best["eval_accuracy"], -best["eval_loss"])
 
@@ -207,11 +229,21 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     `callback` returning False stops after the current step (see `train`); metrics["stopped"] says so.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from tqdm.auto import tqdm
 
     set_seed(seed)
-    accelerator = Accelerator()
+    # One scheduler step per optimiser step: by default accelerate steps it once per process,
+    # which suits a sharded dataloader, not our global batches. DDP must not wait for gradients
+    # of parameters a pooling leaves unused (e.g. BERT's pooler).
+    accelerator = Accelerator(cpu=on_cpu(), step_scheduler_with_optimizer=False,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        raise ValueError(f"launched as {launched} processes, but accelerate formed a group of "
+                         f"{accelerator.num_processes}: each would train alone. Launch with "
+                         "`accelerate launch --multi_gpu --num_processes N -m rm.train ...` or torchrun")
+    main_process = accelerator.is_main_process
     device = accelerator.device
     dtype = autocast_dtype(device, config.precision)
     model = build_reward_model(config.backbone or default_backbone(), config.pooling, config.from_scratch,
@@ -232,15 +264,17 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     raw = accelerator.unwrap_model(model)
 
     curves, best, best_state, best_rewards, stale, diverged = [], None, None, None, 0, None
-    step, train_seconds, seen, stopped = 0, 0.0, 0, False
+    step, train_seconds, seen, seen_here, stopped = 0, 0.0, 0, 0, False
     bar = tqdm(total=total_steps, desc=f"train{f' member {member}' if config.ensemble > 1 else ''}",
-               disable=not config.progress, dynamic_ncols=True)
+               disable=not (config.progress and main_process), dynamic_ncols=True)
+    say = tqdm.write if main_process else (lambda *args, **kwargs: None)
     for epoch in range(config.epochs):
         model.train()
         epoch_hits, epoch_n = 0.0, 0
         for idx in length_grouped_batches(train_data.lengths(), config.batch_size, seed=seed * 1000 + epoch):
             t0 = time.perf_counter()
-            batch = _move(collate([train_data.features[i] for i in idx]), device)
+            mine, weight = shard(idx, accelerator.process_index, accelerator.num_processes)
+            batch = _move(collate([train_data.features[i] for i in mine]), device)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 rewards = _forward(model, batch).float()
             r_c, r_r = rewards.chunk(2)  # (B,), (B,)
@@ -248,11 +282,13 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             if config.center_coef:
                 loss = loss + center_loss(rewards, config.center_coef)
             if config.decorrelate:  # (2B,) nuisance values, laid out as `rewards`: chosen, then rejected
-                nuisance = torch.tensor([train_data.features[i]["nuisance"][side] for side in (0, 1) for i in idx],
+                nuisance = torch.tensor([train_data.features[i]["nuisance"][side] for side in (0, 1) for i in mine],
                                         device=device)
                 loss = loss + decorrelation_loss(rewards, nuisance, config.decorrelate_coef)
-            if not torch.isfinite(loss):  # diverged: stop before the update, keep the last good weights
-                diverged = {"step": step + 1, "total_steps": total_steps, "epoch": epoch + 1, "loss": str(loss.item())}
+            loss = loss * weight
+            batch_loss = accelerator.reduce(loss.detach(), "mean")  # the global batch's loss, on every process
+            if not torch.isfinite(batch_loss):  # diverged: stop before the update, keep the last good weights
+                diverged = {"step": step + 1, "total_steps": total_steps, "epoch": epoch + 1, "loss": str(batch_loss.item())}
                 break
             accelerator.backward(loss)
             grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -262,14 +298,17 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             optimizer.zero_grad(set_to_none=True)
             train_seconds += time.perf_counter() - t0
             seen += len(idx)
+            seen_here += len(mine) if weight else 0
             step += 1
             hit = (r_c > r_r).float() + 0.5 * (r_c == r_r).float()  # (B,) equal scores count half
-            hits = torch.where(batch["tie"], 0.5, hit).sum().item()  # so do tie labels
+            sums = torch.stack([torch.where(batch["tie"], 0.5, hit).sum(),  # so do tie labels
+                                (r_c - r_r).sum()]).detach() * (weight > 0)
+            hits, gap = accelerator.reduce(sums, "sum").tolist()  # over the global batch
             epoch_hits, epoch_n = epoch_hits + hits, epoch_n + len(idx)
             record = {"step": step, "total_steps": total_steps,
                       "epoch": epoch + (step - epoch * steps_per_epoch) / steps_per_epoch,
-                      "loss": loss.item(), "accuracy": hits / len(idx), "lr": scheduler.get_last_lr()[0],
-                      "grad_norm": float(grad_norm), "reward_gap": (r_c - r_r).mean().item(),
+                      "loss": batch_loss.item(), "accuracy": hits / len(idx), "lr": scheduler.get_last_lr()[0],
+                      "grad_norm": float(grad_norm), "reward_gap": gap / len(idx),
                       "pairs_per_s": seen / train_seconds, "member": member}
             curves.append(record)
             stopped = callback is not None and callback(dict(record, event="step")) is False
@@ -278,7 +317,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                 bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{epoch_hits / epoch_n:.3f}",
                                 pairs_s=f"{record['pairs_per_s']:.1f}")
             if stopped:
-                tqdm.write(f"stopped by the callback after step {step} of {total_steps}", file=sys.stderr)
+                say(f"stopped by the callback after step {step} of {total_steps}", file=sys.stderr)
                 break
         if diverged:
             break
@@ -294,8 +333,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                   "eval_accuracy": m["accuracy"], "eval_loss": m["log_loss"], "member": member}
         curves.append(record)
         stopped = (callback is not None and callback(record) is False) or stopped
-        tqdm.write(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
-                  f"eval loss {m['log_loss']:.4f}", file=sys.stderr)
+        say(f"epoch {epoch + 1}: train acc {record['accuracy']:.3f}  eval acc {m['accuracy']:.3f}  "
+            f"eval loss {m['log_loss']:.4f}", file=sys.stderr)
         if _better(record, best):
             best, best_rewards, stale = record, (r_c, r_r), 0
             if config.epochs > 1:
@@ -303,8 +342,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:
-                tqdm.write(f"early stop after epoch {epoch + 1}: no better eval accuracy for {stale} epoch(s)",
-                           file=sys.stderr)
+                say(f"early stop after epoch {epoch + 1}: no better eval accuracy for {stale} epoch(s)",
+                    file=sys.stderr)
                 break
         if stopped:
             break
@@ -318,7 +357,10 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                "train_seconds": train_seconds, "train_pairs_per_s": seen / max(train_seconds, 1e-9),
                "n_params": count_parameters(raw), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
                "device": str(device), "best_epoch": best["epoch"] if best else None, "stopped": stopped,
-               "n_ties_train": sum(bool(f["tie"]) for f in train_data.features), **({"diverged": diverged} if diverged else {})}
+               "n_ties_train": sum(bool(f["tie"]) for f in train_data.features),
+               "num_processes": accelerator.num_processes,
+               "pairs_per_process": accelerator.gather(torch.tensor([seen_here], device=device)).tolist(),
+               **({"diverged": diverged} if diverged else {})}
     temperature = 1.0
     if eval_data is not None:
         r_c, r_r = best_rewards  # the kept weights' eval rewards
@@ -326,7 +368,9 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         temperature = fit_temperature(r_c, r_r, ties)
         metrics |= {"n_truncated_eval": eval_data.n_truncated, **all_metrics(r_c, r_r, ties, temperature)}
     raw.eval()
-    save_member(raw, tokenizer, out, config, metrics, curves, temperature)
+    if main_process:
+        save_member(raw, tokenizer, out, config, metrics, curves, temperature)
+    accelerator.wait_for_everyone()
     if diverged:
         raise TrainingDiverged(diverged_message(config, diverged, best, out))
     return raw, metrics
@@ -440,8 +484,9 @@ def _train(config: TrainConfig, callback: Callback | None, nuisance: Nuisance | 
     eval_data = tokenize_pairs(formatter, eval_ds) if eval_ds is not None else None
     if config.decorrelate:
         attach_nuisance(train_data, train_ds, nuisance)
+    main_process = is_main_process()
     for name, data in (("train", train_data), ("eval", eval_data)):
-        if data is not None and data.n_truncated:
+        if data is not None and data.n_truncated and main_process:
             print(f"{name}: {data.n_truncated} of {len(data)} pairs longer than max_length={config.max_length}; "
                   "kept with the prompt cut from the left", file=sys.stderr)
     out = Path(config.out)
@@ -462,9 +507,22 @@ def _train(config: TrainConfig, callback: Callback | None, nuisance: Nuisance | 
         del model
         if metrics["stopped"]:
             break
-    write_ensemble_info(out, config, eval_rewards, [f["tie"] for f in eval_data.features] if eval_data else None,
-                        members=k + 1, stopped=metrics["stopped"])
+    if main_process:
+        write_ensemble_info(out, config, eval_rewards, [f["tie"] for f in eval_data.features] if eval_data else None,
+                            members=k + 1, stopped=metrics["stopped"])
     return out
+
+
+def on_cpu() -> bool:
+    """Whether training runs on CPUs (rm.device's choice); then several processes use gloo."""
+    return default_device().type == "cpu"
+
+
+def is_main_process() -> bool:
+    """True in a single process, and in process 0 of an `accelerate launch` / torchrun group."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=on_cpu()).is_main_process
 
 
 def write_ensemble_info(out: Path, config: TrainConfig, eval_rewards: list[tuple], ties, members: int | None = None,
@@ -492,7 +550,8 @@ def main(argv: list[str] | None = None) -> Path:
     add_dataclass_args(parser, TrainConfig, required=("data",))
     args = vars(parser.parse_args(argv))
     out = train(TrainConfig.from_dict(args))
-    print(out)
+    if is_main_process():
+        print(out)
     return out
 
 
