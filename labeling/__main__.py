@@ -5,6 +5,9 @@
                               [--for full|trl] [--push-to-hub OWNER/NAME [--private]] [--db DB]
     python -m labeling stats [--json] [--db DB]
     python -m labeling seed [--db DB]
+    python -m labeling invite NAME [--db DB]      # prints a new sign-in token, once
+    python -m labeling invites [--json] [--db DB]
+    python -m labeling revoke NAME [--db DB]
 
 DB is a SQLite path or a SQLAlchemy URL; default env RMLAB_DB, else runs/labels.db.
 `import` also takes peers' exports (Chatbot Arena battles, Argilla, Label Studio): their
@@ -79,6 +82,41 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invite(args: argparse.Namespace) -> int:
+    with open_store(args.db) as store:
+        replaced = any(i.name == args.name.strip() for i in store.list_invites())
+        token = store.create_invite(args.name)
+    print(f"{'replaced the earlier invite; ' if replaced else ''}invite for {args.name.strip()!r}: "
+          "the token below is shown once (the store keeps only its SHA-256); "
+          f"`python -m labeling revoke {args.name.strip()}` stops it", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_invites(args: argparse.Namespace) -> int:
+    with open_store(args.db) as store:
+        invites = store.list_invites()
+    if args.json:
+        print(json.dumps([{**dataclasses.asdict(i), "active": i.active} for i in invites], indent=2))
+        return 0
+    for i in invites:
+        status = "active" if i.active else f"revoked {i.revoked_at}"
+        print(f"{i.name}\t{status}\tinvited {i.created_at}\t{i.labels} label(s)")
+    if not invites:
+        print("no invites; `python -m labeling invite NAME` makes one", file=sys.stderr)
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    with open_store(args.db) as store:
+        try:
+            store.revoke_invite(args.name)
+        except LookupError as e:
+            raise ValueError(str(e)) from None
+    print(f"revoked the invite for {args.name.strip()!r}; their labels stay")
+    return 0
+
+
 def _add_dataclass_args(parser: argparse.ArgumentParser, cls, choices: dict) -> None:
     """One --option per dataclass field (`metadata["flag"]`, else --kebab-name), with the
     field's help (written once, in the class); a bool field is a switch."""
@@ -115,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("seed", parents=[db], help="import the seed tasks if the store has none")
     p.set_defaults(run=cmd_seed)
+
+    p = sub.add_parser("invite", parents=[db], help="make (or remake) an annotator's sign-in token "
+                                                     "for RMLAB_SIGNIN=invite; prints it once")
+    p.add_argument("name", help="the annotator's name, as their labels will carry it")
+    p.set_defaults(run=cmd_invite)
+
+    p = sub.add_parser("invites", parents=[db], help="list invites: name, active or revoked, labels")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(run=cmd_invites)
+
+    p = sub.add_parser("revoke", parents=[db], help="stop an invite's token from signing in")
+    p.add_argument("name", help="the invited annotator's name")
+    p.set_defaults(run=cmd_revoke)
     return parser
 
 

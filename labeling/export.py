@@ -42,6 +42,7 @@ FEATURES = datasets.Features({
     "margin": datasets.Value("float64"),
     "tie": datasets.Value("bool"),
     "both_bad": datasets.Value("bool"),
+    "fast": datasets.Value("bool"),
     "annotator": datasets.Value("string"),
     "task_id": datasets.Value("string"),
     "task_kind": datasets.Value("string"),
@@ -60,6 +61,8 @@ COLUMN_DOCS: dict[str, str] = {
               "when no response won; majority: the mean margin of the labels that picked the winner",
     "tie": "no response won (a tie or both bad): a tie label, not a preference",
     "both_bad": "the judgement was 'both bad' (tie is true too)",
+    "fast": "time on task under the store's min_seconds (env RMLAB_MIN_SECONDS, default 3): "
+            "likely not read (FastChat drops such votes); majority: most of its labels were",
     "annotator": "who labelled it (majority: the sorted names joined by ',')",
     "task_id": "the task's id in the label store",
     "task_kind": "pair, triad, agreement or gold",
@@ -88,7 +91,7 @@ def per_label(labels: pd.DataFrame) -> list[dict]:
     """One preference row per label (labels: the `Store.labels()` frame)."""
     return [{"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected,
              "margin": float(r.margin), "tie": bool(r.tie), "both_bad": bool(r.both_bad),
-             "annotator": r.annotator, "task_id": r.task_id, "task_kind": r.task_kind,
+             "fast": bool(r.fast), "annotator": r.annotator, "task_id": r.task_id, "task_kind": r.task_kind,
              "category": _none_if_na(r.category), "pair_index": int(r.pair_index),
              "shown_order": r.shown_order, "n_labels": 1, "created_at": r.created_at}
             for r in labels.itertuples(index=False)]
@@ -117,7 +120,7 @@ def _majority_row(group: pd.DataFrame) -> dict:
     both_bad = tie and int(group.both_bad.sum()) * 2 > n
     return {"prompt": first.prompt, "chosen": chosen, "rejected": rejected,
             "margin": float(margin), "tie": tie, "both_bad": both_bad,
-            "annotator": ",".join(sorted(group.annotator)), "task_id": first.task_id,
+            "fast": int(group.fast.sum()) * 2 > n, "annotator": ",".join(sorted(group.annotator)), "task_id": first.task_id,
             "task_kind": first.task_kind, "category": _none_if_na(first.category),
             "pair_index": int(first.pair_index), "shown_order": pair, "n_labels": n,
             "created_at": group.created_at.max()}
@@ -202,7 +205,7 @@ def known_preference_rows(tasks: Iterable[Task]) -> list[dict]:
             continue
         winner = KNOWN_WINNER[t.kind](t)
         rows.append({"prompt": t.prompt, "chosen": t.responses[winner], "rejected": t.responses[1 - winner],
-                     "margin": 0.0, "tie": False, "both_bad": False, "annotator": None, "task_id": t.id,
+                     "margin": 0.0, "tie": False, "both_bad": False, "fast": False, "annotator": None, "task_id": t.id,
                      "task_kind": t.kind, "category": t.category, "pair_index": 0, "shown_order": "ab",
                      "n_labels": 0, "created_at": None})
     return rows

@@ -342,13 +342,9 @@ def _records(src: str | Path, split: str) -> list[tuple[str, dict]]:
             return [(f"{path.name} item {i}", r) for i, r in enumerate(json.loads(text), 1)]
         return [(f"{path.name} line {i}", json.loads(line)) for i, line in enumerate(text.splitlines(), 1)
                 if line.strip()]
-    import datasets
+    from labeling.tasks import open_dataset  # refuses files outside a saved folder
 
-    if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
-        ds = datasets.load_from_disk(str(path))
-    else:
-        ds = datasets.load_dataset(str(src), split=split)
-    ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+    ds = open_dataset(src, split)
     return [(f"{src} [{split}] row {i}", r) for i, r in enumerate(ds, 1)]
 
 
@@ -365,11 +361,11 @@ def _first_record(src: str | Path) -> dict | None:
     path = Path(src)
     if path.suffix.lower() not in (".json", ".jsonl") or not path.is_file():
         return None
-    with path.open(encoding="utf-8-sig") as f:
-        first = f.readline()
-    try:
+    try:  # not UTF-8, not JSON, nested too deeply: not a peer's; the task reader says why
+        with path.open(encoding="utf-8-sig") as f:
+            first = f.readline()
         return json.loads(first) if not first.lstrip().startswith("[") else None
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -386,8 +382,8 @@ def read_peer(src: str | Path, split: str = "train") -> PeerData | None:
         return None
     try:
         rows = _records(src, split)
-    except (OSError, ValueError):
-        return None  # unreadable here (not JSON, no such dataset): the task reader reports it
+    except (OSError, ValueError, LookupError, RecursionError):
+        return None  # unreadable here (not JSON, no such dataset or split): the task reader reports it
     if not rows or peer_format(rows[0][1]) is None:
         return None
     judgements = judgements_from_rows(rows, str(src))

@@ -1,7 +1,8 @@
 """Dashboard statistics over the `Store.labels()` frame: pure functions returning DataFrames.
 
 Per-annotator tables end with an overall row whose annotator is OVERALL ("(all)").
-- labels per annotator and per task kind;
+- labels per annotator (with the share of `fast` labels: time on task under the store's
+  `min_seconds`, FastChat's filter for votes cast without reading) and per task kind;
 - Krippendorff's alpha (nominal; units = task pairings; value = the winning response
   index, or NO_WINNER for tie and both_bad);
 - gold accuracy (share of gold labels whose winner is the known better response; a tie or
@@ -47,11 +48,13 @@ def _binomial(k: int, n: int, confidence: float) -> dict:
 # ---------------------------------------------------------------- volume
 
 def labels_per_annotator(labels: pd.DataFrame) -> pd.DataFrame:
-    """annotator, labels, ties (no winner, incl. both_bad), both_bad, median_seconds."""
+    """annotator, labels, ties (no winner, incl. both_bad), both_bad, median_seconds,
+    fast (labels with time on task under the store's min_seconds), fast_share."""
     return _per_annotator(labels, lambda g: {
         "labels": len(g), "ties": int(g.tie.sum()), "both_bad": int(g.both_bad.sum()),
         "median_seconds": float(g.seconds.median()) if len(g) else math.nan,
-    }, ["labels", "ties", "both_bad", "median_seconds"])
+        "fast": int(g.fast.sum()), "fast_share": float(g.fast.mean()) if len(g) else math.nan,
+    }, ["labels", "ties", "both_bad", "median_seconds", "fast", "fast_share"])
 
 
 def labels_per_kind(labels: pd.DataFrame) -> pd.DataFrame:

@@ -321,7 +321,7 @@ def _read_csv(path: Path) -> Iterator[tuple[str, dict | str]]:
                     out[name] = int(out[name])
             yield where, out
     except csv.Error as e:  # e.g. a cell longer than csv.field_size_limit() (131,072)
-        yield f"{path.name} line {reader.line_num}", f"not readable as CSV ({e})"
+        yield f"{path.name} line {end + 1}", f"not readable as CSV ({e})"
 
 
 def _read_records(name: str, records: Iterable[Mapping]) -> Iterator[tuple[str, dict]]:
@@ -365,23 +365,33 @@ def _saved_dataset_problem(folder: Path) -> str | None:
     return None
 
 
-def _read_dataset(src: str, split: str) -> Iterator[tuple[str, dict]]:
-    """A `save_to_disk` folder, a local dataset folder, or a Hub dataset id."""
+def open_dataset(src: str | Path, split: str = "train"):
+    """One split of a `save_to_disk` folder, a local dataset folder, or a Hub dataset id, as a
+    `datasets.Dataset`. Refuses (ValueError) a saved folder whose state names files outside
+    it and an unknown split; FileNotFoundError for a name that is neither a folder nor a
+    Hub id (so "../../x" is never looked up anywhere)."""
     import datasets
 
-    path = Path(src)
+    path, src = Path(src), str(src)
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
         problem = _saved_dataset_problem(path)
         if problem:
             raise ValueError(f"{src}: {problem}; nothing imported")
-        ds = datasets.load_from_disk(str(path))
-    else:
+        ds = datasets.load_from_disk(src)
+    elif path.is_dir() or _is_hub_id(src):
         ds = datasets.load_dataset(src, split=split)
+    else:
+        raise FileNotFoundError(f"{src if len(src) <= 200 else clip(src, 200)}: no such file or "
+                                "folder, and not a Hugging Face dataset id ('name' or 'org/name')")
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise ValueError(f"{src} has no split {clip(split)}; its splits are: {', '.join(ds)}")
         ds = ds[split]
-    yield from _read_records(f"{src} [{split}]", ds)
+    return ds
+
+
+def _read_dataset(src: str, split: str) -> Iterator[tuple[str, dict]]:
+    yield from _read_records(f"{src} [{split}]", open_dataset(src, split))
 
 
 READERS: dict[str, Callable[[Path], Iterator[tuple[str, dict]]]] = {
@@ -402,9 +412,6 @@ def _raw_rows(src: str | Path, split: str) -> Iterator[tuple[str, dict]]:
         return reader(path)
     if path.suffix.lower() in READERS:
         raise FileNotFoundError(f"task file not found: {path}")
-    if not path.is_dir() and not _is_hub_id(str(src)):
-        raise FileNotFoundError(f"{clip(str(src), 200)}: no such file or folder, and not a "
-                                "Hugging Face dataset id ('name' or 'org/name')")
     return _read_dataset(str(src), split)
 
 

@@ -48,6 +48,24 @@ def by_key(rows):
     return {(r["task_id"], r["pair_index"]): r for r in rows}
 
 
+def test_fast_flag_follows_time_on_task(tmp_path):
+    """fast = seconds < min_seconds, per label; majority: most of the pairing's labels."""
+    with Store(tmp_path / "l.db", StoreConfig(seed=0, min_seconds=3.0)) as store:
+        store.import_tasks(tiny_tasks(pairs=2, triads=0, agreement=0, gold=0))
+        seconds = {"ann": [2.9, 3.0], "bob": [0.5, 60.0], "cat": [1.0, 1.0]}
+        for name, times in seconds.items():
+            for t in times:
+                a = store.next_assignment(name)
+                store.submit(a.id, name, "left", 2, seconds=t)
+        rows = to_dataset(store).to_list()
+        assert [(r["annotator"], r["fast"]) for r in rows] == [
+            ("ann", True), ("ann", False), ("bob", True), ("bob", False), ("cat", True), ("cat", True)]
+        majority = to_dataset(store, aggregate="majority").to_list()
+    # each pairing got one label from each annotator, in the order served
+    fast_by_pairing = [r["fast"] for r in majority]
+    assert sorted(fast_by_pairing) == [False, True]  # 3 fast of 3 -> True; 1 of 3 -> False
+
+
 def test_dataset_has_the_preference_schema(labeled):
     ds = to_dataset(labeled)
     assert ds.features == FEATURES
@@ -83,7 +101,7 @@ def test_majority_collapses_each_pairing(labeled):
     assert rows[("pair-0", 0)] | {"created_at": None} == {
         "prompt": "pair prompt 0", "chosen": "pair-0 response a",
         "rejected": "pair-0 response b", "margin": pytest.approx(2 / 3), "tie": False,
-        "both_bad": False, "annotator": "ann,bob,cat", "task_id": "pair-0",
+        "both_bad": False, "fast": True, "annotator": "ann,bob,cat", "task_id": "pair-0",
         "task_kind": "pair", "category": "test", "pair_index": 0, "shown_order": "ab",
         "n_labels": 3, "created_at": None}
     # pair-1: a, b, tie -> no majority -> tie in the pairing's own order (a, b)
@@ -110,7 +128,7 @@ def test_known_preferences_choose_gold_better_and_the_correcting_response():
              Task("t", "triad", "p5", ("x", "y", "z"))]
     ds = known_preferences(tasks)
     assert ds.features == FEATURES
-    unlabelled = {"margin": 0.0, "tie": False, "both_bad": False, "annotator": None, "pair_index": 0,
+    unlabelled = {"margin": 0.0, "tie": False, "both_bad": False, "fast": False, "annotator": None, "pair_index": 0,
                   "shown_order": "ab", "n_labels": 0, "created_at": None}
     assert ds.to_list() == [
         {"prompt": "p1", "chosen": "better", "rejected": "worse", "task_id": "g", "task_kind": "gold",

@@ -20,7 +20,7 @@ def frame(rows):
         records.append({"annotator": annotator, "task_id": task_id, "task_kind": kind,
                         "pair_index": pair_index, "choice": choice, "winner": winner,
                         "tie": winner is None, "both_bad": choice == "both_bad",
-                        "seconds": 10.0, "agreeing": None, "better": None,
+                        "seconds": 10.0, "fast": False, "agreeing": None, "better": None,
                         **(extra[0] if extra else {})})
     out = pd.DataFrame(records)
     for name in ("winner", "agreeing", "better"):
@@ -169,10 +169,25 @@ def test_counts_per_annotator_and_kind():
     assert per_kind.loc["pair"][["labels", "pairings", "annotators"]].tolist() == [2, 1, 2]
 
 
+def test_share_of_fast_labels_per_annotator():
+    labels = frame([
+        ("ann", "u1", "pair", 0, "left", 0, {"seconds": 1.0, "fast": True}),
+        ("ann", "u2", "pair", 0, "left", 0, {"seconds": 2.0, "fast": True}),
+        ("ann", "u3", "pair", 0, "left", 0),
+        ("bob", "u1", "pair", 0, "tie", None),
+    ])
+    table = stats.labels_per_annotator(labels)
+    assert row(table, "ann")[["fast", "fast_share"]].tolist() == [2, pytest.approx(2 / 3)]
+    assert row(table, "bob")[["fast", "fast_share"]].tolist() == [0, 0.0]
+    assert row(table, OVERALL)[["fast", "fast_share"]].tolist() == [2, 0.5]
+    assert row(table, "ann").median_seconds == 2.0
+
+
 # ---------------------------------------------------------------- on a real store
 
 def test_summary_of_a_store_is_json_ready(tmp_path):
-    with Store(tmp_path / "labels.db", StoreConfig(seed=0, gold_every=2)) as store:
+    # min_seconds far above any time on task here: every label is fast
+    with Store(tmp_path / "labels.db", StoreConfig(seed=0, gold_every=2, min_seconds=1e6)) as store:
         store.import_tasks(tiny_tasks(pairs=3, triads=1, agreement=2, gold=1))
         for annotator, choice in (("ann", "left"), ("bob", "right")):
             while (a := store.next_assignment(annotator)) is not None:
@@ -188,3 +203,4 @@ def test_summary_of_a_store_is_json_ready(tmp_path):
     assert {r["annotator"] for r in out["gold_accuracy"]} == {"ann", "bob", OVERALL}
     assert [r["completed_triads"] for r in out["triads"]] == [1, 1, 2]
     assert set(out) == {"labels", "annotators", "alpha", *stats.TABLES}
+    assert [(r["fast"], r["fast_share"]) for r in out["per_annotator"]] == [(9, 1.0), (9, 1.0), (18, 1.0)]
