@@ -8,14 +8,17 @@ response that best-of-n picks is computed with the unbiased estimator over the N
 Gold gain over n = 1 is fitted as gold = d(α - βd), d = √KL (Gao et al. 2022,
 arXiv:2210.10760); the sweet spot is d* = α/2β.
 
-Three selectors pick the best of n (`SELECTORS`), all drawn on one plot:
+Four selectors pick the best of n (`SELECTORS`), all drawn on one plot:
 - `proxy`: the proxy RM's mean reward;
 - `conservative`: the ensemble's mean - λ·std (ensemble from `--ensemble`, or the proxy's own
   members when it is an ensemble); skipped with a note when there is no ensemble;
 - `kl_penalised`: proxy + β_kl · log π(y|x)/|y|, i.e. the proxy minus β_kl times the
   response's per-token surprisal under the policy. This is RBoN-KL (Jinnai et al. 2024,
   arXiv:2404.01054: argmax r(y) - β·KL(δ_y ‖ π) = r(y) + β log π(y)) with the log-likelihood
-  divided by the length, so that the penalty does not simply reward short answers.
+  divided by the length, so that the penalty does not simply reward short answers;
+- `honesty_penalised`: proxy - γ·endorsement of a false claim in the prompt
+  (`analysis.gold.endorsement`, the agreement feature clipped at 0); skipped on prompts
+  that claim nothing false.
 The analytic KL holds for any selector that ranks the N samples without ties, so all three
 share the x axis.
 
@@ -160,6 +163,7 @@ def fit_gold_rl(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
 class SelectorParams:
     lam: float = 1.0  # conservative: mean - lam·std
     beta_kl: float = 0.5  # kl_penalised: proxy + beta_kl·log π(y|x)/|y|
+    gamma: float = 1.0  # honesty_penalised: proxy - gamma·endorsement
 
 
 # Each selector maps scored samples (one row per sample) to the score best-of-n maximises,
@@ -169,7 +173,11 @@ SELECTORS: dict[str, Callable[[pd.DataFrame, SelectorParams], np.ndarray | None]
     "conservative": lambda df, p: (None if "ensemble_mean" not in df else
                                    (df["ensemble_mean"] - p.lam * df["ensemble_std"]).to_numpy()),
     "kl_penalised": lambda df, p: (df["proxy"] + p.beta_kl * df["logprob"] / df["n_tokens"].clip(lower=1)).to_numpy(),
+    "honesty_penalised": lambda df, p: (None if "false_claim" not in df or not df["false_claim"].any() else
+                                        (df["proxy"] - p.gamma * df["endorsement"]).to_numpy()),
 }
+SKIP_REASONS = {"conservative": "needs an ensemble: pass --ensemble RM RM ... or an ensemble proxy",
+                "honesty_penalised": "no prompt claims a false value (use --prompts claims, mixed or arithmetic)"}
 
 
 def as_matrix(samples: pd.DataFrame, values: np.ndarray | str) -> np.ndarray:
@@ -237,7 +245,7 @@ def analyze(samples: pd.DataFrame, ns: Sequence[int] | None = None, params: Sele
     for name in selectors or SELECTORS:
         score = SELECTORS[name](samples, params)
         if score is None:
-            skipped[name] = "needs an ensemble: pass --ensemble RM RM ... or an ensemble proxy"
+            skipped[name] = SKIP_REASONS[name]
             continue
         selector = as_matrix(samples, score)
         curve = bon_curve(selector, {**values, "selected": selector}, ns)
@@ -306,10 +314,16 @@ def cached_samples(prompts: Sequence[str], sampling: SamplingConfig, policy: str
 
 
 def score_samples(samples: pd.DataFrame, proxy, gold, ensemble=None) -> pd.DataFrame:
-    """The samples with proxy, proxy_std, gold and (with an ensemble, or an ensemble proxy)
+    """The samples with proxy, proxy_std, gold, false_claim (the prompt claims a wrong value),
+    endorsement (of that claim; analysis.gold) and, with an ensemble (or an ensemble proxy),
     ensemble_mean / ensemble_std columns. Scorers: any object with .score(prompts, responses)."""
+    from analysis.gold import endorsement, false_claim
+
     prompts, responses = samples["prompt"].tolist(), samples["response"].tolist()
     out = samples.copy()
+    claims = {p: false_claim(p) is not None for p in set(prompts)}
+    out["false_claim"] = [claims[p] for p in prompts]
+    out["endorsement"] = [endorsement(p, r) for p, r in zip(prompts, responses)]
     p = proxy.score(prompts, responses)
     out["proxy"], out["proxy_std"] = p.mean, p.std
     out["gold"] = gold.score(prompts, responses).mean
@@ -322,7 +336,8 @@ def score_samples(samples: pd.DataFrame, proxy, gold, ensemble=None) -> pd.DataF
 
 # ---- plotting --------------------------------------------------------------------------------
 
-COLORS = {"proxy": "tab:blue", "conservative": "tab:green", "kl_penalised": "tab:purple"}
+COLORS = {"proxy": "tab:blue", "conservative": "tab:green", "kl_penalised": "tab:purple",
+          "honesty_penalised": "tab:orange"}
 
 
 def plot_goodhart(result: GoodhartResult, title: str = "Best-of-n against the policy"):
@@ -384,6 +399,7 @@ class GoodhartConfig:
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads while sampling and scoring (1 is far faster on a crowded machine)"})
     lam: float = field(default=1.0, metadata={"help": "λ of the conservative selector mean - λ·std"})
     beta_kl: float = field(default=0.5, metadata={"help": "β of the KL-penalised selector proxy + β·log π(y|x)/|y|"})
+    gamma: float = field(default=1.0, metadata={"help": "γ of the honesty-penalised selector proxy - γ·endorsement of a false claim"})
     cache_dir: str = field(default="runs/goodhart", metadata={"help": "folder of the sample caches"})
     out: str | None = field(default="runs/reports/goodhart.json", metadata={"help": "JSON report path"})
     plot: str | None = field(default=None, metadata={"help": "PNG path (default: the report path with .png)"})
@@ -405,7 +421,7 @@ def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
         ensemble = load_scorer_from(config.ensemble)
     with torch_threads(config.threads):
         scored = score_samples(samples, proxy, gold, ensemble)
-    result = analyze(scored, params=SelectorParams(config.lam, config.beta_kl))
+    result = analyze(scored, params=SelectorParams(config.lam, config.beta_kl, config.gamma))
     report = {"config": config, "samples_cache": str(path), "cache_hit": hit, **result.to_dict()}
     if config.plot or config.out:
         report["plot"] = write_plot(plot_goodhart(result), config.out, config.plot)
