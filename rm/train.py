@@ -218,6 +218,12 @@ def shard(idx: list[int], rank: int, world: int) -> tuple[list[int], float]:
     return (mine, len(mine) * world / len(idx)) if mine else ([int(idx[0])], 0.0)
 
 
+def weights_on_cpu(accelerator, model) -> dict[str, torch.Tensor]:
+    """The whole model's weights as a CPU state dict. Every process must call it (FSDP and ZeRO-3
+    gather their shards); only the main process is sure to receive all of them."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in accelerator.get_state_dict(model).items()}
+
+
 def _better(new: dict, best: dict | None) -> bool:
     return best is None or (new["eval_accuracy"], -new["eval_loss"]) > (best["eval_accuracy"], -best["eval_loss"])
 
@@ -225,6 +231,9 @@ def _better(new: dict, best: dict | None) -> bool:
 def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData | None, out: Path,
                  seed: int, callback: Callback | None = None, member: int = 0) -> tuple[RewardModel, dict]:
     """Train one reward model and save it to `out`; returns (model, metrics).
+
+    With several processes the returned model is a plain copy of the weights on the main
+    process and this process's (possibly sharded) model elsewhere.
 
     `callback` returning False stops after the current step (see `train`); metrics["stopped"] says so.
     """
@@ -244,6 +253,9 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                          f"{accelerator.num_processes}: each would train alone. Launch with "
                          "`accelerate launch --multi_gpu --num_processes N -m rm.train ...` or torchrun")
     main_process = accelerator.is_main_process
+    if accelerator.state.deepspeed_plugin is not None:  # DeepSpeed wants the per-process batch (we slice ours)
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = math.ceil(
+            config.batch_size / accelerator.num_processes)
     device = accelerator.device
     dtype = autocast_dtype(device, config.precision)
     model = build_reward_model(config.backbone or default_backbone(), config.pooling, config.from_scratch,
@@ -308,7 +320,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             record = {"step": step, "total_steps": total_steps,
                       "epoch": epoch + (step - epoch * steps_per_epoch) / steps_per_epoch,
                       "loss": batch_loss.item(), "accuracy": hits / len(idx), "lr": scheduler.get_last_lr()[0],
-                      "grad_norm": float(grad_norm), "reward_gap": gap / len(idx),
+                      "grad_norm": float("nan" if grad_norm is None else grad_norm), "reward_gap": gap / len(idx),
                       "pairs_per_s": seen / train_seconds, "member": member}
             curves.append(record)
             stopped = callback is not None and callback(dict(record, event="step")) is False
@@ -325,7 +337,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
             if stopped:
                 break
             continue
-        r_c, r_r = pair_rewards(raw, eval_data, collate, config.eval_batch_size, device, dtype)
+        r_c, r_r = pair_rewards(model, eval_data, collate, config.eval_batch_size, device, dtype)
         ties = [f["tie"] for f in eval_data.features]
         m = all_metrics(r_c, r_r, ties)
         record = {"event": "eval", "step": step, "total_steps": total_steps, "epoch": epoch + 1,
@@ -338,7 +350,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         if _better(record, best):
             best, best_rewards, stale = record, (r_c, r_r), 0
             if config.epochs > 1:
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in raw.state_dict().items()}
+                best_state = weights_on_cpu(accelerator, model)
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:
@@ -350,8 +362,15 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     bar.close()
     if diverged and best_state is None:
         raise TrainingDiverged(diverged_message(config, diverged, None, out))
-    if best_state is not None and best is not curves[-1]:
-        raw.load_state_dict(best_state)
+    keep = best_state if best_state is not None and best is not curves[-1] else None
+    if accelerator.num_processes > 1:  # FSDP and ZeRO-3 shard the weights: gather them into a plain copy
+        keep = weights_on_cpu(accelerator, model) if keep is None else keep  # same branch everywhere
+        if main_process:
+            raw = build_reward_model(config.backbone or default_backbone(), config.pooling, True,
+                                     config.config_overrides, dropout=config.dropout)
+            raw.max_length = config.max_length
+    if keep is not None and main_process:
+        raw.load_state_dict(keep)
 
     metrics = {"n_train": len(train_data), "n_truncated_train": train_data.n_truncated, "steps": step,
                "train_seconds": train_seconds, "train_pairs_per_s": seen / max(train_seconds, 1e-9),
@@ -499,7 +518,7 @@ def _train(config: TrainConfig, callback: Callback | None, nuisance: Nuisance | 
         mode = config.ensemble_data if config.bootstrap else "same"
         data = train_data.subset(ENSEMBLE_DATA[mode](len(train_data), k, config.ensemble, config.seed))
         model, metrics = train_member(config, data, eval_data, out / f"member_{k}", seed, callback, member=k)
-        if eval_data is not None:
+        if eval_data is not None and main_process:
             device = next(model.parameters()).device
             collate = PairCollator(model.tokenizer.pad_token_id, model.tokenizer.padding_side)
             eval_rewards.append(pair_rewards(model, eval_data, collate, config.eval_batch_size, device,
