@@ -2,13 +2,17 @@
 
 Every store test runs on SQLite and, when env RMLAB_TEST_PG_URL is set, on PostgreSQL.
 """
+import hashlib
 import os
 import threading
+import time
 
 import pytest
+import sqlalchemy as sa
 
 from labeling import seed
-from labeling.store import MARGINS, Store, StoreConfig, open_store, resolve_url
+from labeling.store import (MARGINS, RateLimited, Store, StoreConfig, assignments_t, open_store,
+                            pairings_t, parse_rate, resolve_url)
 from labeling.tasks import Task
 from labeling.testing import PG_ENV, temp_db, temp_store, tiny_tasks
 
@@ -259,6 +263,225 @@ def test_progress_counts_remaining_work(make_store):
     store.submit(a.id, "ann", "left")
     assert store.progress("ann") == {"annotator": "ann", "done": 1, "skipped": 0,
                                      "outstanding": 0, "remaining": 4, "total": 5}
+
+
+def test_submit_and_next_is_one_step(make_store):
+    store = make_store(tiny_tasks(pairs=3, triads=0, agreement=0, gold=0))
+    first = store.next_assignment("ann")
+    label, second = store.submit_and_next(first.id, "ann", "right", 3, rationale="r")
+    assert (label.assignment_id, label.choice, label.strength, label.rationale) == (first.id, "right", 3, "r")
+    assert second is not None and second.id != first.id and second.status == "served"
+    assert store.next_assignment("ann") == second  # outstanding: served again
+    again, same = store.submit_and_next(first.id, "ann", "left")  # a repeat stores nothing new
+    assert again == label and same == second
+    with pytest.raises(ValueError, match="choice must be one of"):
+        store.submit_and_next(second.id, "ann", "sideways")
+    assert store.progress("ann") == {"annotator": "ann", "done": 1, "skipped": 0, "outstanding": 1,
+                                     "remaining": 2, "total": 3}
+    assert list(store.labels().assignment_id) == [first.id]
+
+
+def held_by_recount(store) -> dict:
+    """(task_id, pair_index) -> (held column, slots actually held by served/done assignments)."""
+    a, p = assignments_t.c, pairings_t.c
+    with store.engine.connect() as conn:
+        held = {(r.task_id, r.pair_index): r.held for r in conn.execute(sa.select(pairings_t))}
+        counted = dict.fromkeys(held, 0)
+        for r in conn.execute(sa.select(a.task_id, a.pair_index).where(a.status.in_(["served", "done"]))):
+            counted[(r.task_id, r.pair_index)] += 1
+    return {key: (held[key], counted[key]) for key in held}
+
+
+def test_pairings_table_follows_every_change(make_store):
+    """The triggers keep `held` equal to a recount through serve, submit, skip, undo, expiry."""
+    store = make_store(tiny_tasks(pairs=3, triads=1, agreement=1, gold=1), labels_per_task=2)
+    for name in ("ann", "bob", "cat"):
+        a = store.next_assignment(name)
+        store.submit(a.id, name, "left")
+        b = store.next_assignment(name)
+        store.skip(b.id, name)
+        store.next_assignment(name)
+    store.undo_last("ann")  # undo a skip: the slot is held again if free
+    store.undo_last("bob")
+    lapsed = make_store(lease_seconds=0)  # another process with a zero lease expires the rest
+    lapsed.next_assignment("dan")
+    counts = held_by_recount(store)
+    assert len(counts) == 3 + 3 + 1 + 1
+    assert all(held == counted for held, counted in counts.values()), counts
+    assert sum(held for held, _ in counts.values()) >= 3  # not trivially all zero
+
+
+def test_progress_counts_open_work_without_scanning_it(make_store):
+    """remaining = outstanding + pairings with a free slot this annotator never had."""
+    store = make_store(tiny_tasks(pairs=3, triads=1, agreement=0, gold=1), labels_per_task=1)
+    assert store.progress("ann")["remaining"] == 3 + 3 + 1
+    a = store.next_assignment("bob")  # bob holds one slot: ann can't get that pairing
+    assert store.progress("ann")["remaining"] == 6 + (a.kind == "gold")  # gold is uncapped
+    store.skip(a.id, "bob")
+    assert store.progress("ann")["remaining"] == 7
+    assert store.progress("bob") == {"annotator": "bob", "done": 0, "skipped": 1, "outstanding": 0,
+                                     "remaining": 6, "total": 7}
+
+
+# ---------------------------------------------------------------- quality signals
+
+def test_fast_labels_are_flagged_by_min_seconds(make_store):
+    store = make_store(tiny_tasks(pairs=3, triads=0, agreement=0, gold=0), min_seconds=3.0)
+    for seconds in (2.99, 3.0, None):  # None: the server's clock, milliseconds here
+        a = store.next_assignment("ann")
+        store.submit(a.id, "ann", "left", seconds=seconds)
+    frame = store.labels()
+    assert frame.fast.tolist() == [True, False, True]
+    assert frame.seconds.iloc[2] < 3.0
+
+
+def test_rate_limit_refuses_a_burst_across_processes(make_store):
+    store = make_store(tiny_tasks(pairs=5, triads=0, agreement=0, gold=0), rate_limit=3, rate_window=60)
+    other = make_store(rate_limit=3, rate_window=60)  # another server on the same database
+    labelled = []
+    for s in (store, other, store):
+        a = s.next_assignment("ann")
+        labelled.append(s.submit(a.id, "ann", "left"))
+    a = other.next_assignment("ann")
+    with pytest.raises(RateLimited, match=r"^3 labels in the last 60 seconds is faster than anyone reads; "
+                                          r"wait (59|60) s, then submit again \(the limit is RMLAB_RATE_LIMIT=3/60\)$") as info:
+        other.submit(a.id, "ann", "left")
+    assert 59 < info.value.retry_after <= 60
+    assert isinstance(info.value, ValueError)  # shown like any other refusal
+    assert len(store.labels()) == 3 and store.assignment(a.id).status == "served"
+    assert store.submit(labelled[0].assignment_id, "ann", "right") == labelled[0]  # a repeat is not new
+    b = store.next_assignment("bob")
+    assert store.submit(b.id, "bob", "left").annotator == "bob"  # per annotator
+
+
+def test_rate_limit_window_slides(make_store):
+    store = make_store(tiny_tasks(pairs=3, triads=0, agreement=0, gold=0), rate_limit=1, rate_window=0.5)
+    a = store.next_assignment("ann")
+    store.submit(a.id, "ann", "left")
+    b = store.next_assignment("ann")
+    with pytest.raises(RateLimited):
+        store.submit(b.id, "ann", "left")
+    time.sleep(0.6)
+    assert store.submit(b.id, "ann", "left").assignment_id == b.id
+
+
+@pytest.mark.parametrize("raw, parsed", [
+    (None, (30, 60.0)), ("", (30, 60.0)), ("30/60", (30, 60.0)), ("5", (5, 60.0)),
+    ("10/2.5", (10, 2.5)), ("off", (0, 60.0)), ("0", (0, 60.0)), (" OFF ", (0, 60.0)),
+])
+def test_rate_limit_setting(raw, parsed):
+    assert parse_rate(raw) == parsed
+
+
+@pytest.mark.parametrize("raw", ["fast", "10/0", "-1/60", "10/inf", "1/2/3"])
+def test_rate_limit_setting_refuses_nonsense(raw, monkeypatch):
+    with pytest.raises(ValueError, match=f"RMLAB_RATE_LIMIT='{raw}': expected LABELS/SECONDS such as 30/60, or off"):
+        parse_rate(raw)
+    monkeypatch.setenv("RMLAB_RATE_LIMIT", raw)
+    with pytest.raises(ValueError, match="RMLAB_RATE_LIMIT"):
+        StoreConfig()
+
+
+def test_quality_settings_come_from_env(monkeypatch):
+    monkeypatch.setenv("RMLAB_MIN_SECONDS", "4.5")
+    monkeypatch.setenv("RMLAB_RATE_LIMIT", "12/30")
+    config = StoreConfig()
+    assert (config.min_seconds, config.rate_limit, config.rate_window) == (4.5, 12, 30.0)
+    monkeypatch.setenv("RMLAB_MIN_SECONDS", "soon")
+    with pytest.raises(ValueError, match="RMLAB_MIN_SECONDS='soon' is not a number; set e.g. RMLAB_MIN_SECONDS=3"):
+        StoreConfig()
+
+
+# ---------------------------------------------------------------- invites
+
+def test_invite_signs_in_until_revoked(make_store):
+    store = make_store()
+    token = store.create_invite("  ann ")
+    assert len(token) == 43 and store.verify_invite(token) == "ann"
+    assert store.verify_invite(token + "x") is None and store.verify_invite(token[:-1]) is None
+    with store.engine.connect() as conn:  # only the hash is kept
+        rows = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM invites"))]
+    assert rows[0][:2] == ("ann", hashlib.sha256(token.encode()).hexdigest())
+    assert not any(token in str(cell) for cell in rows[0])
+    store.revoke_invite("ann")
+    store.revoke_invite("ann")  # twice: no-op
+    assert store.verify_invite(token) is None
+    [invite] = store.list_invites()
+    assert (invite.name, invite.active, invite.labels) == ("ann", False, 0)
+    with pytest.raises(LookupError, match="no invite for 'bob'"):
+        store.revoke_invite("bob")
+
+
+def test_inviting_again_replaces_the_token(make_store):
+    store = make_store(tiny_tasks(pairs=1, triads=0, agreement=0, gold=0))
+    old = store.create_invite("ann")
+    store.revoke_invite("ann")
+    new = store.create_invite("ann")
+    assert new != old and store.verify_invite(old) is None and store.verify_invite(new) == "ann"
+    store.create_invite("bob")
+    a = store.next_assignment("ann")
+    store.submit(a.id, "ann", "left")
+    assert [(i.name, i.active, i.labels) for i in store.list_invites()] == [("ann", True, 1), ("bob", True, 0)]
+    other = make_store()  # another process sees the same invites
+    assert other.verify_invite(new) == "ann"
+
+
+def test_invite_names_follow_the_name_rules(make_store):
+    store = make_store()
+    for bad, match in [("", "name must be a non-empty name"), ("a\u202eb", "U\\+202E"),
+                       ("x" * 101, "name is 101 characters long; the limit is 100")]:
+        with pytest.raises(ValueError, match=match):
+            store.create_invite(bad)
+    assert store.list_invites() == []
+
+
+# ---------------------------------------------------------------- upgrading an older store
+
+LEGACY_DROPS = {  # what a store made before invites and the pairings table lacks
+    "sqlite": ["DROP TRIGGER rmlab_task_pairings", "DROP TRIGGER rmlab_hold_insert",
+               "DROP TRIGGER rmlab_hold_update", "DROP TRIGGER rmlab_hold_delete"],
+    "postgresql": ["DROP TRIGGER rmlab_task_pairings ON tasks", "DROP TRIGGER rmlab_hold ON assignments",
+                   "DROP FUNCTION rmlab_task_pairings", "DROP FUNCTION rmlab_hold"],
+}
+
+
+def test_an_older_store_opens_and_gains_the_new_tables(make_store, backend):
+    store = make_store(tiny_tasks(pairs=3, triads=1, agreement=0, gold=0), labels_per_task=2)
+    for name in ("ann", "bob"):
+        a = store.next_assignment(name)
+        store.submit(a.id, name, "left")
+    store.next_assignment("ann")  # outstanding: holds a slot
+    before = held_by_recount(store)
+    with store.engine.begin() as conn:
+        for sql in LEGACY_DROPS[backend] + ["DROP TABLE pairings", "DROP TABLE invites",
+                                            "DROP INDEX ix_assignment_finished", "DROP INDEX ix_task_order"]:
+            conn.execute(sa.text(sql))
+        # an old writer: a label stored with no trigger to count it
+        conn.execute(sa.text("UPDATE assignments SET status = 'skipped' WHERE annotator = 'bob'"))
+    store.close()
+    reopened = make_store(labels_per_task=2)
+    after = held_by_recount(reopened)
+    assert set(after) == set(before)
+    assert all(held == counted for held, counted in after.values())
+    assert sum(held for held, _ in after.values()) == sum(held for held, _ in before.values()) - 1
+    assert reopened.verify_invite(reopened.create_invite("cat")) == "cat"
+    assert reopened.progress("bob")["skipped"] == 1
+    while (a := reopened.next_assignment("cat")) is not None:
+        reopened.submit(a.id, "cat", "tie")
+    assert len(reopened.labels()) == 2 + 6 - 0  # ann's and bob's labels stay; cat labels all 6 pairings
+
+
+def test_opening_repairs_counts_written_without_the_triggers(make_store):
+    store = make_store(tiny_tasks(pairs=2, triads=0, agreement=0, gold=0), labels_per_task=1)
+    a = store.next_assignment("ann")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE pairings SET held = 7"))  # drifted
+    assert store.next_assignment("bob") is None  # every pairing looks full
+    store.close()
+    reopened = make_store(labels_per_task=1)
+    assert all(held == counted for held, counted in held_by_recount(reopened).values())
+    b = reopened.next_assignment("bob")
+    assert b is not None and b.task_id != a.task_id
 
 
 # ---------------------------------------------------------------- tasks

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from labeling import tasks as tasks_module
+from labeling.limits import MAX_CHARS
 from labeling.tasks import Task, agreement_cases, content_id, load_tasks, pairings
 
 GOOD = [
@@ -157,6 +158,25 @@ def test_unsupported_and_missing_files(tmp_path):
         load_tasks(tmp_path / "tasks.txt")
     with pytest.raises(FileNotFoundError, match="task file not found"):
         load_tasks(tmp_path / "nope.jsonl")
+
+
+def test_utf8_byte_order_mark_and_unicode_line_separators(tmp_path):
+    """A BOM (Excel's UTF-8) is fine; U+2028 inside a JSON string does not split the line."""
+    path = tmp_path / "t.jsonl"
+    record = {"id": "x", "kind": "pair", "prompt": "one\u2028two\x85three", "responses": ["a", "b"]}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+    (task,) = load_tasks(path)
+    assert task.prompt == "one\u2028two\x85three"
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfid,kind,prompt,response_a,response_b\nc1,pair,p,a,b\n")
+    assert [t.id for t in load_tasks(csv_path)] == ["c1"]
+
+
+def test_text_at_the_limit_is_accepted(tmp_path):
+    record = {"kind": "pair", "prompt": "p" * MAX_CHARS["prompt"], "responses": ["a" * MAX_CHARS["response"], "b"],
+              "id": "i" * MAX_CHARS["id"]}
+    (task,) = load_tasks(write_jsonl(tmp_path / "t.jsonl", [record]))
+    assert (len(task.prompt), len(task.responses[0]), len(task.id)) == (20_000, 20_000, 200)
 
 
 def test_pairings_of_pairs_and_triads():
