@@ -99,3 +99,33 @@ def test_two_cpu_processes_match_one(tmp_path):
         torch.testing.assert_close(w2[name], w1[name], rtol=RTOL, atol=ATOL, msg=name)
     start = load_file(Path(config.backbone) / "model.safetensors")["encoder.layer.0.attention.self.query.weight"]
     assert (w1["backbone.encoder.layer.0.attention.self.query.weight"] - start).abs().max() > 1e-3  # it trained
+
+
+CONFIGS = {"multi_gpu.yaml": "MULTI_GPU", "deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED",
+           "fsdp.yaml": "FSDP"}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_example_accelerate_configs_are_what_accelerate_launch_reads(name, monkeypatch):
+    """docs/accelerate/*.yaml go through `accelerate launch`'s own parsing into the environment its
+    processes get; the FSDP one also builds accelerate's FSDP plugin (DeepSpeed's needs deepspeed)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(ROOT / "docs" / "accelerate" / name), "-m", "rm.train"])
+    args, defaults, _ = _validate_launch_command(args)
+    assert defaults.distributed_type.name == CONFIGS[name]
+    assert (args.num_processes, args.mixed_precision) == (2, "no")  # precision is rm.train's --precision
+    if args.use_deepspeed:
+        args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+        env = prepare_deepspeed_cmd_env(args)[1]
+        assert env["ACCELERATE_DEEPSPEED_ZERO_STAGE"] == name[-6]
+        assert env["ACCELERATE_GRADIENT_ACCUMULATION_STEPS"] == "1"  # one optimiser step per global batch
+    else:
+        env = prepare_multi_gpu_env(args)
+    if args.use_fsdp:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        plugin = FullyShardedDataParallelPlugin()
+        assert (plugin.fsdp_version, plugin.state_dict_type.name) == (2, "FULL_STATE_DICT")
