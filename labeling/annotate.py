@@ -17,13 +17,12 @@ def progress(store: Store, annotator: str) -> dict:
     return {k: counts[k] for k in ("done", "skipped", "remaining")}
 
 
-def serve_task(store: Store, annotator: str) -> dict:
-    """The annotator's next assignment; an open (served, unlabelled) one is served again.
+def task_view(store: Store, annotator: str, assignment) -> dict:
+    """An assignment (or None: nothing left) as the annotator sees it.
 
     {"assignment_id": int or None when nothing is left, "prompt", "response_a",
      "response_b" (as shown: A left, B right), "progress": {...}}
     """
-    assignment = store.next_assignment(annotator)
     view = {"assignment_id": None, "prompt": "", "response_a": "", "response_b": "",
             "progress": progress(store, annotator)}
     if assignment is not None:
@@ -32,20 +31,29 @@ def serve_task(store: Store, annotator: str) -> dict:
     return view
 
 
+def serve_task(store: Store, annotator: str) -> dict:
+    """The annotator's next assignment (see `task_view`); an open (served, unlabelled) one is
+    served again."""
+    return task_view(store, annotator, store.next_assignment(annotator))
+
+
 def record_label(store: Store, annotator: str, assignment_id: int, choice: str,
                  strength: str = DEFAULT_STRENGTH, rationale: str | None = "",
                  tags: list[str] | None = None) -> dict:
-    """Store one label durably; idempotent per assignment. Raises ValueError (bad value),
-    PermissionError (someone else's assignment) or LookupError (unknown id).
+    """Store one label durably and serve the next task, in one transaction; idempotent per
+    assignment (a repeat stores nothing and serves the open task again). Raises ValueError (bad
+    value; the store's RateLimited is one), PermissionError (someone else's assignment) or
+    LookupError (unknown id).
 
-    {"assignment_id": int, "label_id": int (the same for a repeated submit), "progress": {...}}
+    {"assignment_id": int, "label_id": int (the same for a repeated submit),
+     "progress": {...}, "next": the next task as `task_view` gives it}
     """
     choice, strength = from_api(choice, strength)
     try:
         assignment_id = int(assignment_id)
     except (TypeError, ValueError):
         raise ValueError(f"assignment_id must be the integer next_task returned, got {assignment_id!r}") from None
-    label = store.submit(assignment_id, annotator, choice, strength,
-                         rationale=(rationale or "").strip(), tags=list(tags or []))
-    return {"assignment_id": label.assignment_id, "label_id": label.id,
-            "progress": progress(store, annotator)}
+    label, assignment = store.submit_and_next(assignment_id, annotator, choice, strength,
+                                              rationale=(rationale or "").strip(), tags=list(tags or []))
+    nxt = task_view(store, annotator, assignment)
+    return {"assignment_id": label.assignment_id, "label_id": label.id, "progress": nxt["progress"], "next": nxt}

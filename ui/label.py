@@ -106,9 +106,9 @@ def finished_note(progress: dict) -> str:
     return "### All done, thank you!\nNo tasks are left for you right now."
 
 
-def task_card(app: App, tab: LabelTab, shell: Shell, sess: Session) -> dict:
-    """Serve the annotator's next task and show it (or the finished note)."""
-    task = serve_task(app.store, require_annotator(sess))
+def task_card(app: App, tab: LabelTab, shell: Shell, sess: Session, task: dict | None = None) -> dict:
+    """Show `task` (default: serve the annotator's next one), or the finished note."""
+    task = task or serve_task(app.store, require_annotator(sess))
     shown_task = task["assignment_id"] is not None
     return {shell.session: replace(sess, assignment_id=task["assignment_id"]),
             tab.status: progress_line(sess.annotator, task["progress"]),
@@ -137,8 +137,8 @@ def submit(app: App, tab: LabelTab, shell: Shell, choice: str, sess: Session, st
     if sess.assignment_id is None:  # a key pressed again while the next task loads
         return {shell.session: gr.skip()}
     with shown("The label was not stored"):
-        record_label(app.store, require_annotator(sess), sess.assignment_id, choice, strength, rationale, tags)
-    return task_card(app, tab, shell, sess)
+        stored = record_label(app.store, require_annotator(sess), sess.assignment_id, choice, strength, rationale, tags)
+    return task_card(app, tab, shell, sess, stored["next"])
 
 
 def skip(app: App, tab: LabelTab, shell: Shell, sess: Session) -> dict:
@@ -183,7 +183,8 @@ def submit_label(app: App, annotator: str, assignment_id: int, choice: str, stre
         tags: optional, any of "agrees with a false claim", "too long", "hedges", "factually wrong", "unsafe", "off-topic"
     Returns:
         {"assignment_id": int, "label_id": int (the same for a repeated submit),
-         "progress": {"done": int, "skipped": int, "remaining": int}}
+         "progress": {"done": int, "skipped": int, "remaining": int},
+         "next": the next task, as next_task returns it (so a script needs one call per label)}
     """
     who = annotator_name(annotator, verified_user(request, profile))
     with shown("The label was not stored"):
