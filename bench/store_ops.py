@@ -4,18 +4,21 @@
       [--db sqlite|URL ...] [--profile]
 
 A crowd of `--annotators` labels a store of `--tasks` synthetic tasks (the seed set's mix of
-kinds; prompts of ~400 and responses of ~800 characters) round-robin: each turn one
-annotator runs next_assignment -> submit -> progress, the three store calls one label costs
-the app. Every call is timed; the table gives the mean, p50 and p95 per call and the
-total per label, for each `--db` side by side (`sqlite` is a fresh file under a temporary
-folder; a PostgreSQL URL gets a fresh schema that is dropped afterwards). `--profile` runs
-cProfile over the first backend and prints the functions with the most cumulative time.
-The rate limit is off (the store is the client here, not a person).
+kinds; prompts of ~400 and responses of ~800 characters) round-robin. Two ways of labeling,
+each on a fresh store:
+- separate: each turn runs next_assignment -> submit -> progress (three calls, two commits);
+- combined: submit_and_next -> progress (two calls, one commit: one event per label).
+Every call is timed; the table gives mean / p50 / p95 per call and the total per label, for
+each `--db` side by side (`sqlite` is a fresh file under a temporary folder; a PostgreSQL URL
+gets a fresh schema that is dropped afterwards). `--profile` runs cProfile over the first
+backend's separate run and prints the functions with the most cumulative time. The rate
+limit is off (the store is the client here, not a person).
 """
 import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -29,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: label
 from bench._machine import cpu_model, load_line, load_text  # noqa: E402
 from labeling.store import Store, StoreConfig  # noqa: E402
 from labeling.tasks import Task  # noqa: E402
-from labeling.testing import temp_db  # noqa: E402
+from labeling.testing import PG_ENV, temp_db  # noqa: E402
 
 # the seed set's mix: 67 pairs, 18 triads, 48 agreement, 14 gold (per 147)
 MIX = {"pair": 67, "triad": 18, "agreement": 48, "gold": 14}
@@ -56,46 +59,75 @@ def synthetic_tasks(n: int) -> list[Task]:
     return tasks
 
 
-def run(db: str, tasks: list[Task], annotators: int, n_labels: int, k: int,
+def _timed(timings: dict, op: str, fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    timings.setdefault(op, []).append(time.perf_counter() - t)
+    return out
+
+
+def _choice(a) -> str:
+    return ("left", "right", "tie")[a.id % 3]
+
+
+def label_separately(store: Store, names: list[str], n_labels: int, timings: dict) -> int:
+    """Round-robin next_assignment -> submit -> progress until n_labels (or no work)."""
+    done, idle = 0, set()
+    while done < n_labels and len(idle) < len(names):
+        for name in names:
+            if name in idle or done >= n_labels:
+                continue
+            a = _timed(timings, "next_assignment", store.next_assignment, name)
+            if a is None:
+                idle.add(name)
+                continue
+            _timed(timings, "submit", store.submit, a.id, name, _choice(a), 2, seconds=5.0)
+            _timed(timings, "progress", store.progress, name)
+            done += 1
+    return done
+
+
+def label_combined(store: Store, names: list[str], n_labels: int, timings: dict) -> int:
+    """Round-robin submit_and_next -> progress (each annotator's first task: next_assignment)."""
+    current = {name: store.next_assignment(name) for name in names}
+    done = 0
+    while done < n_labels and any(current.values()):
+        for name in names:
+            a = current[name]
+            if a is None or done >= n_labels:
+                continue
+            _, current[name] = _timed(timings, "submit_and_next", store.submit_and_next,
+                                      a.id, name, _choice(a), 2, seconds=5.0)
+            _timed(timings, "progress", store.progress, name)
+            done += 1
+    return done
+
+
+MODES = {"separate": label_separately, "combined": label_combined}
+
+
+def run(db: str, tasks: list[Task], annotators: int, n_labels: int, k: int, mode: str,
         profile: cProfile.Profile | None) -> dict:
-    """Label round-robin until n_labels are stored (or no one gets work); times per call."""
+    """Label a fresh store with MODES[mode]; per-call and per-label times in ms."""
     config = StoreConfig(labels_per_task=k, seed=0, rate_limit=0)
-    timings = {op: [] for op in OPS}
+    timings: dict[str, list[float]] = {}
     with Store(db, config) as store:
         t0 = time.perf_counter()
         store.import_tasks(tasks)
         import_s = time.perf_counter() - t0
         names = [f"annotator-{i:02d}" for i in range(annotators)]
-        done, idle = 0, set()
         if profile:
             profile.enable()
-        while done < n_labels and len(idle) < len(names):
-            for name in names:
-                if name in idle or done >= n_labels:
-                    continue
-                t = time.perf_counter()
-                a = store.next_assignment(name)
-                timings["next_assignment"].append(time.perf_counter() - t)
-                if a is None:
-                    idle.add(name)
-                    continue
-                t = time.perf_counter()
-                store.submit(a.id, name, ("left", "right", "tie")[a.id % 3], 2, seconds=5.0)
-                timings["submit"].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                store.progress(name)
-                timings["progress"].append(time.perf_counter() - t)
-                done += 1
+        done = MODES[mode](store, names, n_labels, timings)
         if profile:
             profile.disable()
         assert len(store.labels()) == done
-    ms = {op: np.asarray(v) * 1e3 for op, v in timings.items()}
     out = {"labels": done, "import_s": import_s}
-    for op, v in ms.items():
-        out[op] = {"mean_ms": float(v.mean()), "p50_ms": float(np.percentile(v, 50)),
-                   "p95_ms": float(np.percentile(v, 95))}
-    per_label = sum(ms[op].sum() for op in OPS) / max(done, 1)
-    out["per_label_ms"] = float(per_label)
+    for op, v in timings.items():
+        ms = np.asarray(v) * 1e3
+        out[op] = {"mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)),
+                   "p95_ms": float(np.percentile(ms, 95)), "total_ms": float(ms.sum())}
+    out["per_label_ms"] = sum(out[op]["total_ms"] for op in timings) / max(done, 1)
     return out
 
 
@@ -115,25 +147,24 @@ def main(argv=None) -> int:
     results = {}
     for i, db in enumerate(args.db):
         backend = "sqlite" if db == "sqlite" else "postgresql"
-        profile = cProfile.Profile() if args.profile and i == 0 else None
-        with tempfile.TemporaryDirectory() as folder:
-            if backend == "postgresql":
-                import os
-                os.environ["RMLAB_TEST_PG_URL"] = db
-            with temp_db(backend, folder) as url:
-                results[backend] = run(url, tasks, args.annotators, args.labels, args.k, profile)
-        if profile:
-            s = io.StringIO()
-            pstats.Stats(profile, stream=s).sort_stats("cumulative").print_stats(25)
-            print(s.getvalue())
-    header = f"| call | " + " | ".join(f"{b} mean / p50 / p95 ms" for b in results) + " |"
-    print(header)
+        if backend == "postgresql":
+            os.environ[PG_ENV] = db
+        for mode in MODES:
+            profile = cProfile.Profile() if args.profile and i == 0 and mode == "separate" else None
+            with tempfile.TemporaryDirectory() as folder, temp_db(backend, folder) as url:
+                results[f"{backend} {mode}"] = run(url, tasks, args.annotators, args.labels, args.k,
+                                                   mode, profile)
+            if profile:
+                text = io.StringIO()
+                pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
+                print(text.getvalue())
+    print("| call | " + " | ".join(f"{name}: mean / p50 / p95 ms" for name in results) + " |")
     print("|---|" + "---|" * len(results))
-    for op in OPS:
-        cells = [f"{r[op]['mean_ms']:.2f} / {r[op]['p50_ms']:.2f} / {r[op]['p95_ms']:.2f}"
+    for op in ("next_assignment", "submit", "submit_and_next", "progress"):
+        cells = [f"{r[op]['mean_ms']:.2f} / {r[op]['p50_ms']:.2f} / {r[op]['p95_ms']:.2f}" if op in r else ""
                  for r in results.values()]
         print(f"| {op} | " + " | ".join(cells) + " |")
-    print("| per label (all three) | " + " | ".join(f"{r['per_label_ms']:.2f}" for r in results.values()) + " |")
+    print("| **per label** | " + " | ".join(f"**{r['per_label_ms']:.2f}**" for r in results.values()) + " |")
     print(load_line())
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)

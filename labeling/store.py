@@ -535,13 +535,15 @@ class Invite:
         return self.revoked_at is None
 
 
-def _first_of(members: list[sa.Select]) -> sa.Select:
-    """The first row of the first member that has one. Each member runs with LIMIT 1 along
-    an index, so the statement reads a handful of rows."""
-    ranked = [sa.select(m.limit(1).subquery().c, sa.literal_column(str(i)).label("rank"))
-              for i, m in enumerate(members)]
+def _firsts(members: dict[str, list[sa.Select]]) -> sa.Select:
+    """For each named pool, the first row of the first of its member queries that has one,
+    in one statement: rows (pool, rank, ...columns), at most one per member. Each member runs
+    with LIMIT 1 along an index, so the statement reads a handful of rows."""
+    ranked = [sa.select(m.limit(1).subquery().c, sa.literal(pool).label("pool"),
+                        sa.literal_column(str(rank)).label("rank"))
+              for pool, queries in members.items() for rank, m in enumerate(queries)]
     both = sa.union_all(*ranked).subquery("firsts")
-    return sa.select(both).order_by(both.c.rank).limit(1)
+    return sa.select(both).order_by(both.c.pool, both.c.rank)
 
 
 class _Queries:
@@ -568,44 +570,53 @@ class _Queries:
             return (sa.select(p.task_id, p.kind, p.pair_index, p.held, p.shuffle)
                     .where(below(kinds), ~had, p.task_id != last))
 
-        def random_open(kinds, levels=(None,)) -> sa.Select:  # from the fullest level first
+        def random_open(kinds, levels=(None,)) -> list[sa.Select]:  # fullest level first
             members = []
             for level in levels:
                 at = open_(kinds) if level is None else open_(kinds).where(p.held == level)
                 members += [at.where(p.shuffle >= start).order_by(p.shuffle),
                             at.where(p.shuffle < start).order_by(p.shuffle)]
-            return _first_of(members)
+            return members
 
-        def count(query: sa.Select, column=None) -> sa.Select:
-            sub = query.subquery()
-            counted = sa.func.count(sa.distinct(sub.c[column])) if column else sa.func.count()
-            return sa.select(counted).select_from(sub)
+        def count(query) -> sa.ScalarSelect:
+            return sa.select(sa.func.count()).select_from(query.subquery()).scalar_subquery()
 
         spacers = [kind for kind in KINDS if kind not in ("triad", "gold")]
         levels = range(config.labels_per_task - 1, -1, -1)
-        self.gold = random_open(["gold"])
-        self.fullest = random_open(["triad", *spacers], levels)
-        self.fullest_triads = random_open(["triad"], levels)
-        self.resumed = (open_(["triad"]).where(p.task_id.in_(sa.select(a.task_id).where(a.annotator == annotator)))
-                        .order_by((p.shuffle + start) % SHUFFLE_MOD).limit(1))
-        self.triad_bound = (sa.select(sa.func.count(sa.distinct(p.task_id)))
-                            .where(p.kind == "triad", p.held < config.labels_per_task))
-        self.spacers_upto = count(open_(spacers).limit(sa.bindparam("limit")))
-        self.open_triads = count(open_(["triad"]), "task_id")
-        # open pairings = those with a free slot - the annotator's among them (no probe per pairing)
-        self.below_all = sa.select(sa.func.count()).select_from(pairings_t).where(below(KINDS))
-        self.mine_below = (sa.select(sa.func.count())
-                           .select_from(assignments_t.join(pairings_t, sa.and_(
-                               p.task_id == a.task_id, p.pair_index == a.pair_index)))
-                           .where(a.annotator == annotator, below(KINDS)))
+        started = sa.select(a.task_id).where(a.annotator == annotator)
+        # every pool's pick in one statement; `_choose` decides which one to serve
+        self.picks = _firsts({
+            "gold": random_open(["gold"]),
+            "resumed": [open_(["triad"]).where(p.task_id.in_(started))
+                        .order_by((p.shuffle + start) % SHUFFLE_MOD)],
+            "fullest": random_open(["triad", *spacers], levels),
+            "fullest_triads": random_open(["triad"], levels),
+        })
+        on_pairing = sa.and_(p.task_id == a.task_id, p.pair_index == a.pair_index)
         mine = assignments_t.alias("mine")
         last_gold = (sa.select(sa.func.max(mine.c.id)).join(tasks_t, tasks_t.c.id == mine.c.task_id)
                      .where(mine.c.annotator == annotator, tasks_t.c.kind == "gold").scalar_subquery())
-        self.history = sa.select(  # (task served last, assignments since the last gold)
+        below_cap = p.held < config.labels_per_task
+        self.survey = sa.select(  # one row of counts, read before choosing
             sa.select(a.task_id).where(a.annotator == annotator).order_by(a.id.desc()).limit(1)
-            .scalar_subquery(),
+            .scalar_subquery().label("last"),
             sa.select(sa.func.count()).select_from(assignments_t)
-            .where(a.annotator == annotator, a.id > sa.func.coalesce(last_gold, 0)).scalar_subquery())
+            .where(a.annotator == annotator, a.id > sa.func.coalesce(last_gold, 0))
+            .scalar_subquery().label("since_gold"),
+            sa.exists().where(a.status == "served", a.served_at < sa.bindparam("cutoff")).label("lapsed"),
+            # >= the unstarted triads still open to this annotator
+            sa.select(sa.func.count(sa.distinct(p.task_id))).where(p.kind == "triad", below_cap)
+            .scalar_subquery().label("triad_bound"),
+            # spacer tasks open to this annotator: those with a free slot - the annotator's
+            # (the task served last is the annotator's, so it is not counted)
+            (count(sa.select(p.task_id).where(p.kind.in_(spacers), below_cap))
+             - count(sa.select(a.id).join(pairings_t, on_pairing)
+                     .where(a.annotator == annotator, p.kind.in_(spacers), below_cap))).label("spacers"))
+        self.open_triads = sa.select(count(open_(["triad"]).with_only_columns(p.task_id).distinct()))
+        # open pairings = those with a free slot - the annotator's among them (no probe per pairing)
+        self.below_all = sa.select(sa.func.count()).select_from(pairings_t).where(below(KINDS))
+        self.mine_below = (sa.select(sa.func.count()).select_from(assignments_t.join(pairings_t, on_pairing))
+                           .where(a.annotator == annotator, below(KINDS)))
         self.expire = (sa.update(assignments_t)
                        .where(a.status == "served", a.served_at < sa.bindparam("cutoff"))
                        .values(status="expired").returning(a.id))
@@ -613,7 +624,11 @@ class _Queries:
         self.outstanding = (shown.where(a.annotator == annotator, a.status == "served")
                             .order_by(a.served_at.desc(), a.id.desc()).limit(1))
         self.assignment = shown.where(a.id == sa.bindparam("assignment_id"))
-        self.assignment_locked = self.assignment.with_for_update(of=assignments_t)
+        self.assignment_locked = (  # with its label's id, if it has one
+            sa.select(*_ASSIGNMENT_COLUMNS, labels_t.c.id.label("label_id"))
+            .join(tasks_t, tasks_t.c.id == a.task_id)
+            .outerjoin(labels_t, labels_t.c.assignment_id == a.id)
+            .where(a.id == sa.bindparam("assignment_id")).with_for_update(of=assignments_t))
         self.label = (sa.select(*_LABEL_COLUMNS)
                       .join(assignments_t, assignments_t.c.id == labels_t.c.assignment_id)
                       .where(labels_t.c.assignment_id == sa.bindparam("assignment_id")))
@@ -807,8 +822,9 @@ class Store:
             raise LookupError(f"no assignment with id {assignment_id}")
         return row
 
-    def _next(self, conn: sa.Connection, annotator: str) -> Assignment | None:
-        self._lock(conn, annotator)
+    def _next(self, conn: sa.Connection, annotator: str, locked: bool = False) -> Assignment | None:
+        if not locked:
+            self._lock(conn, annotator)
         now = _now()
         outstanding = conn.execute(self._q.outstanding, {"annotator": annotator}).first()
         if outstanding is not None:  # re-serve: the clock for time on task and the lease restart
@@ -842,33 +858,33 @@ class Store:
 
     def _choose(self, conn: sa.Connection, annotator: str, now: datetime):
         """Gold when due; else a started triad; else the fullest pairing (ties at random).
-        Returns a row (task_id, kind, pair_index, ...) or None.
+        Returns a row (task_id, kind, pair_index, ...) or None. Two statements: `survey`
+        (counts) and `picks` (each pool's candidate).
 
         Never the task served last, so a triad's pairings are not back to back. A triad's
         later pairings need other tasks between them, so new triads are started first
         once the other tasks left are no more than two per unstarted triad (plus two).
         """
         q = self._q
-        last, since_gold = conn.execute(q.history, {"annotator": annotator}).one()
-        self._expire_lapsed(conn, now)
-
-        def first(query, **extra):
-            return conn.execute(query, {"annotator": annotator, "last": last or "",
-                                        "start": self._rng.randrange(SHUFFLE_MOD), **extra}).first()
-
-        if since_gold >= self.config.gold_every - 1 and (gold := first(q.gold)) is not None:
-            return gold
-        if (resumed := first(q.resumed)) is not None:
-            return resumed
-        # spacer tasks have one pairing each; count exactly only when the bound cannot settle it
+        cutoff = _iso(now - timedelta(seconds=self.config.lease_seconds))
+        survey = conn.execute(q.survey, {"annotator": annotator, "cutoff": cutoff}).one()
+        if survey.lapsed:
+            self._expire_lapsed(conn, now)
+        params = {"annotator": annotator, "last": survey.last or "",
+                  "start": self._rng.randrange(SHUFFLE_MOD)}
+        picks: dict[str, object] = {}
+        for row in conn.execute(q.picks, params):
+            picks.setdefault(row.pool, row)  # rows come by rank: the fullest level first
+        if survey.since_gold >= self.config.gold_every - 1 and "gold" in picks:
+            return picks["gold"]
+        if "resumed" in picks:
+            return picks["resumed"]
         triads_first = False
-        if bound := conn.execute(q.triad_bound).scalar():  # >= unstarted triads still open
-            spacers = first(q.spacers_upto, limit=2 * bound + 3)[0]
-            if spacers <= 2 * bound + 2:
-                triads = first(q.open_triads)[0]
-                triads_first = triads > 0 and spacers <= 2 * triads + 2
-        pick = first(q.fullest_triads if triads_first else q.fullest)
-        return pick if pick is not None else first(q.gold)
+        if survey.triad_bound and survey.spacers <= 2 * survey.triad_bound + 2:
+            triads = conn.execute(q.open_triads, params).scalar()
+            triads_first = triads > 0 and survey.spacers <= 2 * triads + 2
+        return (picks.get("fullest_triads" if triads_first else "fullest")
+                or picks.get("gold"))
 
     def _free_slot(self, conn: sa.Connection, task_id: str, pair_index: int,
                    cap: int | None, now: datetime) -> int | None:
@@ -928,7 +944,7 @@ class Store:
 
         def run(conn: sa.Connection):
             stored = self._submit(conn, *label)
-            return stored, self._next(conn, label[1])
+            return stored, self._next(conn, label[1], locked=True)
 
         return self._retrying(run)
 
@@ -947,9 +963,8 @@ class Store:
         row = self._assignment_row(conn, assignment_id, lock=True)
         if row.annotator != annotator:
             raise PermissionError(f"assignment {assignment_id} belongs to another annotator")
-        stored = self._label_for(conn, assignment_id)
-        if stored is not None:
-            return stored
+        if row.label_id is not None:  # labelled already: the same label again
+            return self._label_for(conn, assignment_id)
         if row.status == "skipped":
             raise ValueError(f"assignment {assignment_id} was skipped; undo_last() to label it")
         now = _now()
