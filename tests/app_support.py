@@ -98,12 +98,13 @@ class ApiError(RuntimeError):
     """The endpoint answered `event: error` (e.g. a gr.Error); the message is the app's."""
 
 
-def call_api(client, base: str, name: str, *data):
+def call_api(client, base: str, name: str, *data, headers: dict | None = None):
     """Call a named endpoint over plain HTTP with Gradio's two-step protocol: POST
     /gradio_api/call/NAME {"data": [...]} returns an event id, then GET
     /gradio_api/call/NAME/ID streams Server-Sent Events ending in `complete` (data: the outputs)
-    or `error`. Returns the first output. `client` is an httpx.Client."""
-    posted = client.post(f"{base}/gradio_api/call/{name}", json={"data": list(data)})
+    or `error`. Returns the first output. `client` is an httpx.Client; `headers` go with the POST
+    (e.g. X-RMLab-Invite)."""
+    posted = client.post(f"{base}/gradio_api/call/{name}", json={"data": list(data)}, headers=headers)
     posted.raise_for_status()
     event = None
     with client.stream("GET", f"{base}/gradio_api/call/{name}/{posted.json()['event_id']}") as stream:

@@ -22,9 +22,14 @@ def test_access_grants(access, verified, token, expected):
 
 def test_access_from_env():
     access = Access.from_env({"RMLAB_RESEARCHERS": " carol, dan ,", "RMLAB_ADMIN_TOKEN": ""})
-    assert access == Access(researchers=frozenset({"carol", "dan"}), admin_token=None)
+    # a role is configured, so annotators need invites unless RMLAB_SIGNIN says otherwise
+    assert access == Access(researchers=frozenset({"carol", "dan"}), admin_token=None, signin="invite")
     assert not access.open
-    assert Access.from_env({}).open
+    assert Access.from_env({}) == Access(signin="open") and Access.from_env({}).open
+    assert Access.from_env({"RMLAB_ADMIN_TOKEN": "t", "RMLAB_SIGNIN": "Open"}).signin == "open"
+    assert Access.from_env({"SYSTEM": "spaces", "OAUTH_CLIENT_ID": "x"}).signin == "oauth"
+    with pytest.raises(ValueError, match="RMLAB_SIGNIN='magic': use one of open, invite, oauth"):
+        Access.from_env({"RMLAB_SIGNIN": "magic"})
 
 
 def test_a_verified_identity_wins_over_a_typed_name():

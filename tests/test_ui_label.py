@@ -131,12 +131,12 @@ def test_api_lists_only_the_named_endpoints(open_app):
 def tab(store, tmp_path):
     """The Label tab's components and the page shell, built without serving them."""
     app = App(store, Access(admin_token="s3cret"), tmp_path / "runs")
-    with gr.Blocks():
+    with gr.Blocks() as page:
         session = gr.State(Session())
         components = label.build(app)
         with gr.Tab("researchers only") as research:
             pass
-    return app, components, Shell(session, (research,))
+    return app, components, Shell(page, session, (research,))
 
 
 def test_sign_in_shows_the_first_task_and_the_role(tab, store):
@@ -193,3 +193,52 @@ def test_signed_out_sessions_cannot_label(tab):
     app, t, shell = tab
     with pytest.raises(gr.Error, match="Sign in first"):
         label.submit(app, t, shell, "A", Session(assignment_id=1), "clearly", "", [])
+
+
+# ----------------------------------------------------------------------------- invite sign-in
+
+
+@pytest.fixture
+def invite_app(store):
+    """Invite sign-in (no role configured, so everyone who signs in is a researcher)."""
+    demo = lab_ui(store, Access(signin="invite"))
+    yield serve(demo).rstrip("/")
+    demo.close()
+
+
+def test_invite_mode_refuses_typed_names_and_takes_invite_tokens(invite_app, store):
+    import httpx
+
+    from app_support import ApiError, call_api
+
+    token = store.create_invite("alice")
+    with httpx.Client(timeout=60) as client:
+        with pytest.raises(ApiError, match="Sign in with your invite"):
+            call_api(client, invite_app, "next_task", "alice")  # a typed name is nobody
+        with pytest.raises(ApiError, match="not valid"):
+            call_api(client, invite_app, "next_task", "alice", headers={"X-RMLab-Invite": token[:-1] + "x"})
+        task = call_api(client, invite_app, "next_task", "mallory", headers={"X-RMLab-Invite": token})
+        out = call_api(client, invite_app, "submit_label", "mallory", task["assignment_id"], "A", "clearly", "", [],
+                       headers={"X-RMLab-Invite": token})
+        assert out["label_id"] and out["next"]["assignment_id"] not in (None, task["assignment_id"])
+        store.revoke_invite("alice")
+        with pytest.raises(ApiError, match="not valid"):
+            call_api(client, invite_app, "next_task", "", headers={"X-RMLab-Invite": token})
+    assert store.labels().annotator.tolist() == ["alice"]  # stored under the invite's name
+
+
+def test_invite_sign_in_in_the_tab(store, tmp_path):
+    app = App(store, Access(signin="invite", admin_token="s3cret"), tmp_path / "runs")
+    with gr.Blocks() as page:
+        session = gr.State(Session())
+        t = label.build(app)
+    shell = Shell(page, session, ())
+    assert not t.name.visible and t.invite.visible
+    token = store.create_invite("bea")
+    with pytest.raises(gr.Error, match="Sign in with your invite"):
+        label.sign_in(app, t, shell, "bea", "", Session(), None, None)
+    out = label.sign_in(app, t, shell, "anyone", "", Session(), None, None, invite=f" {token} ")
+    assert (out[shell.session].annotator, out[shell.session].researcher) == ("bea", False)
+    # the researcher token still grants the role; the typed name is still ignored
+    out = label.sign_in(app, t, shell, "carol", "s3cret", Session(), None, None, invite=token)
+    assert (out[shell.session].annotator, out[shell.session].researcher) == ("bea", True)

@@ -76,7 +76,7 @@ def build_ui(app: App) -> gr.Blocks:
                 dash = dashboard.build(app)
             with gr.Tab("Research", id="research", visible=app.access.open) as research_tab:
                 research = build_research(app)
-        label.wire(app, label_tab, Shell(session, (dash_tab, research_tab)))
+        label.wire(app, label_tab, Shell(demo, session, (dash_tab, research_tab)))
         dashboard.wire(app, dash, session, dash_tab)
         wire_research(app, research, session)
     return demo

@@ -1,5 +1,17 @@
 """Roles and sign-in: who a session is, and whether it may use the researcher tools.
 
+Sign-in modes (env RMLAB_SIGNIN; `SIGNIN_MODES`):
+- `open`: a typed name identifies the annotator. For a local run; the default when no role
+  is configured and the app is not on a Space with Hugging Face sign-in.
+- `invite`: a researcher issues each annotator an invite (a secret token, shown once, stored
+  only as its hash); signing in with it is the only way to label. The default when roles are
+  configured.
+- `oauth`: the Hugging Face account (the default on a Space with `hf_oauth: true`); invites
+  work too, for scripts.
+In `invite` and `oauth` modes a typed name never identifies anyone: the UI and the
+`next_task` / `submit_label` endpoints need a credential, the invite token (a script sends it
+in the `X-RMLab-Invite` header) or the verified account.
+
 Roles. With neither `RMLAB_RESEARCHERS` nor `RMLAB_ADMIN_TOKEN` set (a local run) everyone
 is a researcher. Otherwise a session is a researcher when its *verified* identity (the Hugging
 Face OAuth username on Spaces, or the `auth=` login) is listed in `RMLAB_RESEARCHERS`, or when
@@ -16,20 +28,47 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 
+SIGNIN_ENV = "RMLAB_SIGNIN"
+SIGNIN_MODES = {
+    "open": "a typed name identifies the annotator (local runs)",
+    "invite": "only a researcher's invite (or a verified account) identifies an annotator",
+    "oauth": "the Hugging Face account (or an invite) identifies the annotator",
+}
+INVITE_HEADER = "x-rmlab-invite"  # how a script sends its invite token
+NEEDS_CREDENTIAL = {
+    "invite": "Sign in with your invite: open the invite link a researcher sent you, or paste its code. "
+              "Scripts send the code in the X-RMLab-Invite header.",
+    "oauth": "Sign in with Hugging Face (or an invite code). Scripts send an invite code in the "
+             "X-RMLab-Invite header.",
+}
+
+
 @dataclass(frozen=True)
 class Access:
-    """Who may use the researcher handlers (dashboard, export, research tab)."""
+    """Who may label as whom (the sign-in mode) and who may use the researcher handlers
+    (dashboard, export, research tab)."""
 
     researchers: frozenset[str] = field(default_factory=frozenset, metadata={
         "help": "verified user names with the researcher role (env RMLAB_RESEARCHERS, comma-separated)"})
     admin_token: str | None = field(default=None, metadata={
         "help": "a shared secret that grants the researcher role at sign-in (env RMLAB_ADMIN_TOKEN)"})
+    signin: str = field(default="open", metadata={
+        "help": f"how annotators are identified (env {SIGNIN_ENV}): {', '.join(SIGNIN_MODES)}"})
+
+    def __post_init__(self) -> None:
+        if self.signin not in SIGNIN_MODES:
+            raise ValueError(f"{SIGNIN_ENV}={self.signin!r}: use one of {', '.join(SIGNIN_MODES)}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Access:
+        """Roles from RMLAB_RESEARCHERS / RMLAB_ADMIN_TOKEN; the sign-in mode from RMLAB_SIGNIN,
+        else oauth on a Space with Hugging Face sign-in, else invite when a role is configured,
+        else open."""
         env = os.environ if env is None else env
         names = frozenset(n.strip() for n in env.get("RMLAB_RESEARCHERS", "").split(",") if n.strip())
-        return cls(researchers=names, admin_token=env.get("RMLAB_ADMIN_TOKEN") or None)
+        token = env.get("RMLAB_ADMIN_TOKEN") or None
+        default = "oauth" if oauth_available(env) else ("invite" if names or token else "open")
+        return cls(researchers=names, admin_token=token, signin=(env.get(SIGNIN_ENV) or default).strip().lower())
 
     @property
     def open(self) -> bool:
@@ -46,10 +85,11 @@ class Access:
             self.admin_token.encode(), token.encode())
 
 
-def oauth_available() -> bool:
+def oauth_available(env: dict[str, str] | None = None) -> bool:
     """Hugging Face OAuth works only inside a Space with `hf_oauth: true`; elsewhere gradio
     would mock it with the local HF token (a Hub call), so we leave the login button out."""
-    return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("OAUTH_CLIENT_ID"))
+    env = os.environ if env is None else env
+    return env.get("SYSTEM") == "spaces" and bool(env.get("OAUTH_CLIENT_ID"))
 
 
 def verified_user(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
@@ -67,6 +107,31 @@ def annotator_name(typed: str | None, verified: str | None) -> str:
     if len(name) > 64:
         raise gr.Error("Names are at most 64 characters; please use a shorter one.")
     return name
+
+
+def invite_header(request: gr.Request | None) -> str | None:
+    """The invite token a script sent in the X-RMLab-Invite header, if any."""
+    headers = getattr(request, "headers", None)
+    return (headers.get(INVITE_HEADER) or None) if headers is not None else None
+
+
+def identify(access: Access, store, typed: str | None, invite: str | None, request: gr.Request | None,
+             profile: gr.OAuthProfile | None) -> tuple[str, bool]:
+    """(the annotator a call is for, whether that identity is verified). In `open` mode the
+    verified account wins over a typed name; otherwise a typed name counts for nothing and the
+    call needs the verified account or a valid invite token (`invite`, else the header)."""
+    verified = verified_user(request, profile)
+    if access.signin == "open":
+        return annotator_name(typed, verified), verified is not None
+    if verified:
+        return verified, True
+    token = (invite or "").strip() or invite_header(request)
+    if not token:
+        raise gr.Error(NEEDS_CREDENTIAL[access.signin])
+    name = store.verify_invite(token)
+    if name is None:
+        raise gr.Error("This invite code is not valid (mistyped, replaced or revoked): ask a researcher for a new one.")
+    return name, True
 
 
 @dataclass(frozen=True)

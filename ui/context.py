@@ -47,6 +47,7 @@ class App:
 class Shell:
     """The page around the tabs: the per-session state and the tabs only researchers see."""
 
+    page: gr.Blocks
     session: gr.State
     researcher_tabs: tuple[gr.Tab, ...] = ()
 

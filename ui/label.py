@@ -9,7 +9,7 @@ import gradio as gr
 
 from labeling.annotate import record_label, serve_task
 from labeling.vocab import CHOICE_LABELS, DEFAULT_STRENGTH, STRENGTHS, TAGS
-from ui.auth import Session, annotator_name, oauth_available, require_annotator, verified_user
+from ui.auth import Session, identify, oauth_available, require_annotator
 from ui.context import App, Shell, bind
 from ui.errors import shown
 from ui.render import progress_line, text_panel
@@ -44,7 +44,8 @@ Keyboard: **1**/**A** A better · **2**/**B** B better · **3**/**T** tie · **4
 @dataclass
 class LabelTab:
     signin_row: gr.Row
-    name: gr.Textbox
+    name: gr.Textbox  # open sign-in only
+    invite: gr.Textbox  # invite and oauth sign-in; an invite link (?invite=CODE) fills it
     token: gr.Textbox
     signin: gr.Button
     status: gr.Markdown
@@ -64,15 +65,19 @@ class LabelTab:
 
 def build(app: App) -> LabelTab:
     """Sign-in, guidelines and the task card (hidden until there is a task)."""
+    typed = app.access.signin == "open"
     with gr.Row(equal_height=True) as signin_row:  # hidden once signed in; reload to switch
-        name = gr.Textbox(label="Your name", placeholder="e.g. alice", max_lines=1, scale=3, elem_id="rm-name")
+        name = gr.Textbox(label="Your name", placeholder="e.g. alice", max_lines=1, scale=3, elem_id="rm-name",
+                          visible=typed)
+        invite = gr.Textbox("", label="Invite code (from your invite link)", type="password", max_lines=1, scale=3,
+                            elem_id="rm-invite", visible=not typed)
         token = gr.Textbox(label="Researcher token (optional)", type="password", max_lines=1, scale=2,
                            visible=app.access.admin_token is not None, elem_id="rm-token")
         with gr.Column(scale=1, min_width=160):
             signin = gr.Button("Start labeling", variant="primary", elem_id="rm-signin")
             if oauth_available():
                 gr.LoginButton(size="md")
-    status = gr.Markdown("Enter your name to start.", elem_id="rm-status")
+    status = gr.Markdown("Enter your name to start." if typed else "Sign in to start.", elem_id="rm-status")
     with gr.Accordion("Guidelines", open=True) as guidelines:
         gr.Markdown(GUIDELINES)
     with gr.Column(visible=False) as card:
@@ -95,7 +100,7 @@ def build(app: App) -> LabelTab:
             skip = gr.Button("Skip  [S]", size="sm", elem_id="rm-skip")
             undo = gr.Button("Undo last  [U]", size="sm", elem_id="rm-undo")
     finished = gr.Markdown(visible=False, elem_id="rm-finished")
-    return LabelTab(signin_row, name, token, signin, status, guidelines, card, prompt, left, right,
+    return LabelTab(signin_row, name, invite, token, signin, status, guidelines, card, prompt, left, right,
                     strength, tags, rationale, choices, skip, undo, finished)
 
 
@@ -120,12 +125,13 @@ def task_card(app: App, tab: LabelTab, shell: Shell, sess: Session, task: dict |
             tab.strength: DEFAULT_STRENGTH, tab.tags: [], tab.rationale: ""}
 
 
-def sign_in(app: App, tab: LabelTab, shell: Shell, name: str, token: str, sess: Session,
-            request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
-    """Start a session: name (a signed-in Hugging Face user's own name wins) and an optional researcher token."""
-    verified = verified_user(request, profile)
-    researcher = app.access.grants(verified, token)
-    sess = Session(annotator=annotator_name(name, verified), researcher=researcher)
+def sign_in(app: App, tab: LabelTab, shell: Shell, name: str, token: str, sess: Session, request: gr.Request,
+            profile: gr.OAuthProfile | None, invite: str = "") -> dict:
+    """Start a session. Open sign-in: a name (a signed-in Hugging Face user's own name wins);
+    otherwise an invite code or the Hugging Face account. `token`: the optional researcher token."""
+    annotator, verified = identify(app.access, app.store, name, invite, request, profile)
+    researcher = app.access.grants(annotator if verified else None, token)
+    sess = Session(annotator=annotator, researcher=researcher)
     return {tab.signin_row: gr.Row(visible=False), tab.guidelines: gr.Accordion(open=False),
             **{t: gr.Tab(visible=researcher) for t in shell.researcher_tabs},
             **task_card(app, tab, shell, sess)}
@@ -160,13 +166,13 @@ def next_task(app: App, annotator: str, request: gr.Request, profile: gr.OAuthPr
     """Serve the annotator's next task; an open (served, unlabelled) task is served again.
 
     Parameters:
-        annotator: the annotator's name (a signed-in Hugging Face user's own name wins)
+        annotator: the annotator's name with open sign-in (a signed-in Hugging Face user's own name wins); ignored with invite or oauth sign-in, where the X-RMLab-Invite header (or the account) identifies the caller
     Returns:
         {"assignment_id": int or None when nothing is left, "prompt": str,
          "response_a": str, "response_b": str (as shown: A left, B right),
          "progress": {"done": int, "skipped": int, "remaining": int}}
     """
-    return serve_task(app.store, annotator_name(annotator, verified_user(request, profile)))
+    return serve_task(app.store, identify(app.access, app.store, annotator, None, request, profile)[0])
 
 
 def submit_label(app: App, annotator: str, assignment_id: int, choice: str, strength: str = DEFAULT_STRENGTH,
@@ -175,7 +181,7 @@ def submit_label(app: App, annotator: str, assignment_id: int, choice: str, stre
     """Label an assignment from next_task; durable on return, and a repeat stores nothing new.
 
     Parameters:
-        annotator: the annotator's name, as given to next_task
+        annotator: as for next_task
         assignment_id: the assignment_id from next_task
         choice: "A", "B", "tie" or "both_bad" (A = response_a)
         strength: "slightly", "clearly" or "much" better (default "clearly")
@@ -186,18 +192,24 @@ def submit_label(app: App, annotator: str, assignment_id: int, choice: str, stre
          "progress": {"done": int, "skipped": int, "remaining": int},
          "next": the next task, as next_task returns it (so a script needs one call per label)}
     """
-    who = annotator_name(annotator, verified_user(request, profile))
+    who = identify(app.access, app.store, annotator, None, request, profile)[0]
     with shown("The label was not stored"):
         return record_label(app.store, who, assignment_id, choice, strength, rationale, tags)
+
+
+def invite_from_link(request: gr.Request) -> str:
+    """An invite link is the app's URL with ?invite=CODE: it fills the invite box."""
+    return gr.skip() if request is None else request.query_params.get("invite") or gr.skip()
 
 
 def wire(app: App, tab: LabelTab, shell: Shell) -> None:
     card = [shell.session, tab.status, tab.card, tab.finished, tab.prompt, tab.left, tab.right,
             tab.strength, tab.tags, tab.rationale]
     ui_only = {"api_visibility": "private"}
-    gr.on([tab.signin.click, tab.name.submit, tab.token.submit], bind(sign_in, app, tab, shell),
-          [tab.name, tab.token, shell.session], [*card, tab.signin_row, tab.guidelines, *shell.researcher_tabs],
-          api_name="sign_in")
+    gr.on([tab.signin.click, tab.name.submit, tab.invite.submit, tab.token.submit], bind(sign_in, app, tab, shell),
+          [tab.name, tab.token, shell.session, tab.invite],
+          [*card, tab.signin_row, tab.guidelines, *shell.researcher_tabs], api_name="sign_in")
+    shell.page.load(invite_from_link, None, tab.invite, **ui_only)
     for choice, button in tab.choices.items():
         button.click(bind(submit, app, tab, shell, choice), [shell.session, tab.strength, tab.rationale, tab.tags],
                      card, **ui_only)
