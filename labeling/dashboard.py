@@ -55,6 +55,7 @@ def annotator_table(labels: pd.DataFrame) -> pd.DataFrame:
         "labels": table["labels"],
         "tie/both bad": [f"{t} / {b}" for t, b in zip(table.ties, table.both_bad)],
         "median s": table.median_seconds.round(1),
+        "fast": [f"{percent(share)} ({int(n)})" for share, n in zip(table.fast_share, table.fast)],
         "gold right": [f"{percent(a)} of {int(n)}" if n else "–"
                        for a, n in zip(table.accuracy, table.gold_labels.fillna(0))],
         "left picks": [with_ci(*r) for r in zip(table.share_left, table.left_low, table.left_high)],

@@ -81,3 +81,21 @@ def test_export_handler_zips_the_labels(store, tmp_path):
     assert [(r["annotator"], r["margin"]) for r in rows] == [("ann", 1 / 3)]
     with pytest.raises(gr.Error, match="The export failed: unknown format 'xml'"):
         dashboard_tab.export_dataset(app, "none", "xml", Session(researcher=True))
+
+
+def test_invites_are_made_listed_and_revoked_by_researchers(store, tmp_path):
+    app = App(store, Access(signin="invite", admin_token="t"), tmp_path / "runs")
+    with gr.Blocks():
+        tab = dashboard_tab.build(app)
+    with pytest.raises(gr.Error, match="needs the researcher role"):
+        dashboard_tab.create_invite(app, tab, "ann", Session(annotator="ann"), None)
+    out = dashboard_tab.create_invite(app, tab, " ann ", Session(researcher=True), None)
+    token = out[tab.invite_note].split("the code `")[1].split("`")[0]
+    assert store.verify_invite(token) == "ann" and f"`/?invite={token}`" in out[tab.invite_note]
+    assert out[tab.invites][["name", "active", "labels"]].values.tolist() == [["ann", True, 0]]
+    out = dashboard_tab.revoke_invite(app, tab, "ann", Session(researcher=True))
+    assert store.verify_invite(token) is None and out[tab.invites].active.tolist() == [False]
+    with pytest.raises(gr.Error, match="Nothing was revoked: no invite for 'bob'"):
+        dashboard_tab.revoke_invite(app, tab, "bob", Session(researcher=True))
+    with pytest.raises(gr.Error, match="No invite was made: name must be a non-empty name"):
+        dashboard_tab.create_invite(app, tab, "  ", Session(researcher=True), None)

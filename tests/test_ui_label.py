@@ -96,7 +96,8 @@ def test_next_task_needs_a_name(open_app):
 # ----------------------------------------------------------------------------- roles
 
 
-@pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl"))])
+@pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl")),
+                                            ("/create_invite", ("mallory",)), ("/revoke_invite", ("carol",))])
 @pytest.mark.parametrize("name, token", [("bob", ""), ("bob", "wrong"), ("carol", "")])
 def test_researcher_endpoints_refuse_non_researchers(guarded_app, api_name, args, name, token):
     # "carol" is a listed researcher, but a typed name is not a verified identity
@@ -118,7 +119,7 @@ def test_api_lists_only_the_named_endpoints(open_app):
     research = {"/score", "/train", "/stop_training", "/enqueue_policy_pairs", "/correlations", "/sycophancy_audit",
                 "/counterfactual", "/reliability", "/compare", "/goodhart", "/train_starter"}  # tests/test_ui_research.py
     assert set(api["named_endpoints"]) == {"/sign_in", "/next_task", "/submit_label", "/dashboard",
-                                           "/export_dataset"} | research
+                                           "/export_dataset", "/create_invite", "/revoke_invite"} | research
     assert not api["unnamed_endpoints"]  # the buttons' own events are private
 
 

@@ -12,6 +12,7 @@ from labeling.export import AGGREGATORS, WRITERS, ExportConfig, export_zip
 from ui.auth import Session, require_researcher
 from ui.context import App, bind
 from ui.errors import shown
+from ui.render import code_span, markdown_literal
 
 
 @dataclass
@@ -26,6 +27,11 @@ class DashboardTab:
     export_format: gr.Radio
     export: gr.Button
     export_file: gr.File
+    invite_name: gr.Textbox
+    invite: gr.Button
+    revoke: gr.Button
+    invite_note: gr.Markdown
+    invites: gr.Dataframe
 
 
 def build(app: App) -> DashboardTab:
@@ -44,8 +50,15 @@ def build(app: App) -> DashboardTab:
             export_format = gr.Radio(list(WRITERS), value="jsonl", label="Format")
             export = gr.Button("Export", elem_id="rm-export")
         export_file = gr.File(label="Dataset", interactive=False, elem_id="rm-export-file")
+    with gr.Accordion(f"Invites (sign-in mode: {app.access.signin})", open=app.access.signin == "invite"):
+        with gr.Row(equal_height=True):
+            invite_name = gr.Textbox(label="Annotator name", max_lines=1, scale=3, elem_id="rm-invite-name")
+            invite = gr.Button("Invite (a new code replaces the old one)", scale=1, elem_id="rm-invite-create")
+            revoke = gr.Button("Revoke", variant="stop", scale=0, min_width=100, elem_id="rm-invite-revoke")
+        invite_note = gr.Markdown(elem_id="rm-invite-note")
+        invites = gr.Dataframe(interactive=False, label="Invites", elem_id="rm-invites")
     return DashboardTab(refresh, summary, per_annotator, per_kind, labels_plot, bias_plot, aggregate,
-                        export_format, export, export_file)
+                        export_format, export, export_file, invite_name, invite, revoke, invite_note, invites)
 
 
 def summary_text(labels: pd.DataFrame) -> str:
@@ -66,6 +79,7 @@ def refresh(app: App, tab: DashboardTab, sess: Session) -> dict:
     require_researcher(sess)
     labels = app.store.labels()
     return {tab.summary: summary_text(labels), tab.per_annotator: dashboard.annotator_table(labels),
+            tab.invites: invite_table(app),
             tab.per_kind: dashboard.kind_table(labels), tab.labels_plot: dashboard.plot_label_counts(labels),
             tab.bias_plot: dashboard.plot_biases(labels)}
 
@@ -78,8 +92,44 @@ def export_dataset(app: App, aggregate: str, fmt: str, sess: Session) -> str:
         return str(export_zip(app.store, config))
 
 
+def page_url(request: gr.Request | None) -> str:
+    """The app's address as the browser sees it (the Origin header), else as the server does."""
+    if request is None:
+        return "/"
+    origin = request.headers.get("origin")
+    return f"{origin.rstrip('/')}/" if origin else str(request.base_url)
+
+
+def invite_table(app: App) -> pd.DataFrame:
+    rows = [{"name": i.name, "active": i.active, "created": i.created_at, "revoked": i.revoked_at or "",
+             "labels": i.labels} for i in app.store.list_invites()]
+    return pd.DataFrame(rows, columns=["name", "active", "created", "revoked", "labels"])
+
+
+def create_invite(app: App, tab: DashboardTab, name: str, sess: Session, request: gr.Request) -> dict:
+    """Issue (or replace) an annotator's invite; its code is shown once, here."""
+    require_researcher(sess)
+    with shown("No invite was made"):
+        token = app.store.create_invite(name)
+    link = f"{page_url(request)}?invite={token}"
+    note = (f"Invite for **{markdown_literal(name.strip())}**, shown only now (it is stored as a hash): "
+            f"send this link {code_span(link)} or the code {code_span(token)}.")
+    return {tab.invite_note: note, tab.invites: invite_table(app), tab.invite_name: ""}
+
+
+def revoke_invite(app: App, tab: DashboardTab, name: str, sess: Session) -> dict:
+    require_researcher(sess)
+    with shown("Nothing was revoked"):
+        app.store.revoke_invite(name)
+    return {tab.invite_note: f"Revoked **{markdown_literal(name.strip())}**'s invite; their labels stay.",
+            tab.invites: invite_table(app)}
+
+
 def wire(app: App, tab: DashboardTab, session: gr.State, dash_tab: gr.Tab) -> None:
-    outputs = [tab.summary, tab.per_annotator, tab.per_kind, tab.labels_plot, tab.bias_plot]
+    outputs = [tab.summary, tab.per_annotator, tab.per_kind, tab.labels_plot, tab.bias_plot, tab.invites]
     gr.on([tab.refresh.click, dash_tab.select], bind(refresh, app, tab), session, outputs, api_name="dashboard")
     tab.export.click(bind(export_dataset, app), [tab.aggregate, tab.export_format, session], tab.export_file,
                      api_name="export_dataset")
+    invites = [tab.invite_note, tab.invites, tab.invite_name]
+    tab.invite.click(bind(create_invite, app, tab), [tab.invite_name, session], invites, api_name="create_invite")
+    tab.revoke.click(bind(revoke_invite, app, tab), [tab.invite_name, session], invites, api_name="revoke_invite")
