@@ -3,6 +3,8 @@
 `tiny_backbone(dir)` writes a 2-layer BERT with a small WordPiece vocabulary;
 `tiny_decoder(dir)` writes a 2-layer Llama-like decoder with a chat template. Both save a
 folder that `AutoModel`/`AutoTokenizer.from_pretrained` and `rm.train` accept as a backbone.
+`tiny_qwen3_rm(dir)` writes a Hub-style decoder reward model (Qwen3ForSequenceClassification,
+num_labels=1) with a chat template, like Skywork-Reward-V2 at toy size.
 """
 import string
 from pathlib import Path
@@ -79,3 +81,18 @@ def tiny_decoder(folder: str | Path, hidden: int = 32, layers: int = 2, seed: in
     LlamaModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+def tiny_qwen3_rm(folder: str | Path, seed: int = 0):
+    """Write a tiny random Qwen3 sequence-classification RM (num_labels=1) with tiny_decoder's
+    tokenizer and chat template to `folder`, as it would sit in the Hub cache; returns the tokenizer."""
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForSequenceClassification
+
+    tiny_decoder(folder)  # its tokenizer (chat template included); the model is replaced below
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
+                         num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    Qwen3ForSequenceClassification(config).save_pretrained(folder)
+    return tokenizer

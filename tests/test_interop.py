@@ -6,7 +6,7 @@ import torch
 
 from labeling.export import ExportConfig, export, load_export
 from rm.device import torch_threads
-from rm.testing import tiny_backbone, tiny_decoder
+from rm.testing import tiny_backbone, tiny_qwen3_rm
 from test_export import _peer_store
 
 
@@ -41,27 +41,12 @@ def test_trl_reward_trainer_trains_on_the_trl_export(tmp_path):
     assert not torch.equal(before, model.classifier.weight.detach())
 
 
-def _tiny_qwen3_reward_model(folder):
-    """A Skywork-Reward-V2-like RM at toy size: Qwen3ForSequenceClassification (num_labels=1) + a
-    tokenizer with a chat template, saved as a folder as it would sit in the Hub cache."""
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForSequenceClassification
-
-    tiny_decoder(folder)  # its tokenizer (chat template included); the model is replaced below
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
-                         num_labels=1, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    Qwen3ForSequenceClassification(config).save_pretrained(folder)
-    return tokenizer
-
-
 def test_a_decoder_rm_with_a_chat_template_scores_as_its_own_template_says(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     from rm.score import load_scorer
 
-    tokenizer = _tiny_qwen3_reward_model(tmp_path / "qwen3-rm")
+    tokenizer = tiny_qwen3_rm(tmp_path / "qwen3-rm")
     prompt, responses = "what is two plus two?", ["four", "it is five, sure", "no"]
     scorer = load_scorer(str(tmp_path / "qwen3-rm"), precision="fp32")
     got = scorer.score(prompt, responses).mean

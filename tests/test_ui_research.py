@@ -20,6 +20,7 @@ from labeling.store import StoreConfig, open_store
 from labeling.testing import tiny_tasks
 from rm.checkpoint import list_checkpoints
 from rm.device import torch_threads
+from analysis.compare import score_pair
 from rm.score import load_scorer
 from rm.testing import tiny_backbone, tiny_decoder
 from rm.train import TrainConfig, train
@@ -324,3 +325,16 @@ def test_a_newcomer_is_offered_a_starter_rm(tmp_path, lab, monkeypatch):
     assert ("starter", starter) in out[r.compare.rm_1].choices
     assert json.loads((tmp_path / "runs" / "rm" / "starter" / "rmlab_config.json").read_text())
     store.close()
+
+
+def test_the_probe_loads_a_hub_style_decoder_rm_by_folder(tmp_path, research):
+    """Any Hub RM in the playground: a decoder RM with a chat template, given as a folder (as it
+    sits in the Hub cache) in the model selector, scores in the probe as rm.score does."""
+    from rm.testing import tiny_qwen3_rm
+
+    app, r = research
+    tiny_qwen3_rm(tmp_path / "qwen3-rm")
+    folder = str(tmp_path / "qwen3-rm")
+    out = probe.probe(app, r.probe, "what is two plus two?", "four", "five", [folder], Session(researcher=True))
+    expected = score_pair(load_scorer(folder), "what is two plus two?", "four", "five")
+    assert f"{expected['score_a']:+.3f}" in out[r.probe.card] and f"{expected['p_a_better']:.2f}" in out[r.probe.card]
