@@ -65,6 +65,14 @@ def app_process(*args: str, log: Path, env: dict[str, str] | None = None,
     """`python app.py ARGS --port <free port>` in a subprocess; yields its base URL once it answers.
 
     Its output goes to `log` (shown when it fails to start); it is terminated on exit."""
+    with app_server(*args, log=log, env=env, timeout=timeout) as (_, base):
+        yield base
+
+
+@contextmanager
+def app_server(*args: str, log: Path, env: dict[str, str] | None = None,
+               timeout: float = 240) -> Iterator[tuple[subprocess.Popen, str]]:
+    """As `app_process`, but yields (the process, its base URL), for a test that kills it."""
     import httpx
 
     port = free_port()
@@ -84,7 +92,7 @@ def app_process(*args: str, log: Path, env: dict[str, str] | None = None,
             except httpx.TransportError:
                 pass
             time.sleep(0.5)
-        yield base
+        yield proc, base
     finally:
         proc.terminate()
         try:
