@@ -49,11 +49,10 @@ def record_label(store: Store, annotator: str, assignment_id: int, choice: str,
      "progress": {...}, "next": the next task as `task_view` gives it}
     """
     choice, strength = from_api(choice, strength)
-    try:
-        assignment_id = int(assignment_id)
-    except (TypeError, ValueError):
-        raise ValueError(f"assignment_id must be the integer next_task returned, got {assignment_id!r}") from None
+    # the store checks every value as sent (int() would turn an id of 1.5 or True into 1, list()
+    # a tag string into letters and a dict into its keys)
+    rationale = rationale.strip() if isinstance(rationale, str) else rationale or ""
     label, assignment = store.submit_and_next(assignment_id, annotator, choice, strength,
-                                              rationale=(rationale or "").strip(), tags=list(tags or []))
+                                              rationale=rationale, tags=tags)
     nxt = task_view(store, annotator, assignment)
     return {"assignment_id": label.assignment_id, "label_id": label.id, "progress": nxt["progress"], "next": nxt}

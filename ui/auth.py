@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from labeling.limits import check_name
+
 
 SIGNIN_ENV = "RMLAB_SIGNIN"
 SIGNIN_MODES = {
@@ -81,8 +83,8 @@ class Access:
         if verified_user is not None and verified_user in self.researchers:
             return True
         # compare_digest: no timing side channel on the secret
-        return bool(self.admin_token and token) and hmac.compare_digest(
-            self.admin_token.encode(), token.encode())
+        return bool(self.admin_token and isinstance(token, str) and token) and hmac.compare_digest(
+            self.admin_token.encode(), token.encode("utf-8", "surrogatepass"))
 
 
 def oauth_available(env: dict[str, str] | None = None) -> bool:
@@ -101,12 +103,13 @@ def verified_user(request: gr.Request | None, profile: gr.OAuthProfile | None) -
 
 def annotator_name(typed: str | None, verified: str | None) -> str:
     """The verified identity wins over a typed name; raises when neither is usable."""
-    name = verified or (typed or "").strip()
-    if not name:
+    name = verified or typed
+    if name is None or isinstance(name, str) and not name.strip():
         raise gr.Error("Enter your name (or sign in with Hugging Face) to start labeling.")
-    if len(name) > 64:
-        raise gr.Error("Names are at most 64 characters; please use a shorter one.")
-    return name
+    try:  # the store's rule (labeling.limits): length, no control or invisible characters
+        return check_name(name, "Your name")
+    except ValueError as err:
+        raise gr.Error(f"{err}.") from err
 
 
 def invite_header(request: gr.Request | None) -> str | None:
@@ -125,7 +128,7 @@ def identify(access: Access, store, typed: str | None, invite: str | None, reque
         return annotator_name(typed, verified), verified is not None
     if verified:
         return verified, True
-    token = (invite or "").strip() or invite_header(request)
+    token = (invite.strip() if isinstance(invite, str) else invite) or invite_header(request)
     if not token:
         raise gr.Error(NEEDS_CREDENTIAL[access.signin])
     name = store.verify_invite(token)
