@@ -629,6 +629,21 @@ class _Queries:
             .join(tasks_t, tasks_t.c.id == a.task_id)
             .outerjoin(labels_t, labels_t.c.assignment_id == a.id)
             .where(a.id == sa.bindparam("assignment_id")).with_for_update(of=assignments_t))
+        # writes and small reads of one label, with bind parameters named apart from columns
+        self.insert_assignment = sa.insert(assignments_t).returning(a.id)
+        self.insert_label = sa.insert(labels_t).returning(labels_t.c.id)
+        self.reserve = (sa.update(assignments_t).where(a.id == sa.bindparam("assignment_id"))
+                        .values(served_at=sa.bindparam("now")))
+        self.finish = (sa.update(assignments_t).where(a.id == sa.bindparam("assignment_id"))
+                       .values(status="done", finished_at=sa.bindparam("now")))
+        self.held_slots = sa.select(a.id, a.slot, a.status, a.served_at).where(
+            a.task_id == sa.bindparam("task_id"), a.pair_index == sa.bindparam("index"),
+            a.status.in_(LIVE))
+        self.recent = (sa.select(a.finished_at)
+                       .where(a.annotator == annotator, a.status == "done", a.finished_at >= sa.bindparam("since"))
+                       .order_by(a.finished_at.desc()).limit(sa.bindparam("limit")))
+        self.statuses = (sa.select(a.status, sa.func.count()).where(a.annotator == annotator)
+                         .group_by(a.status))
         self.label = (sa.select(*_LABEL_COLUMNS)
                       .join(assignments_t, assignments_t.c.id == labels_t.c.assignment_id)
                       .where(labels_t.c.assignment_id == sa.bindparam("assignment_id")))
@@ -828,8 +843,7 @@ class Store:
         now = _now()
         outstanding = conn.execute(self._q.outstanding, {"annotator": annotator}).first()
         if outstanding is not None:  # re-serve: the clock for time on task and the lease restart
-            conn.execute(sa.update(assignments_t).where(assignments_t.c.id == outstanding.id)
-                         .values(served_at=_iso(now)))
+            conn.execute(self._q.reserve, {"assignment_id": outstanding.id, "now": _iso(now)})
             return _assignment(outstanding)
         pick = self._choose(conn, annotator, now)
         if pick is None:
@@ -842,8 +856,7 @@ class Store:
                "left_index": left, "right_index": right,
                "shown_order": LETTERS[left] + LETTERS[right], "slot": slot, "status": "served",
                "created_at": _iso(now), "served_at": _iso(now), "finished_at": None}
-        new_id = conn.execute(sa.insert(assignments_t).values(**row)
-                              .returning(assignments_t.c.id)).scalar_one()
+        new_id = conn.execute(self._q.insert_assignment, row).scalar_one()
         self._emit(conn, "assignment", new_id)
         return self._assignment_by_id(conn, new_id)
 
@@ -892,9 +905,7 @@ class Store:
         if cap is None:
             return None
         a = assignments_t.c
-        held = conn.execute(sa.select(a.id, a.slot, a.status, a.served_at)
-                            .where(a.task_id == task_id, a.pair_index == pair_index,
-                                   a.status.in_(LIVE))).all()
+        held = conn.execute(self._q.held_slots, {"task_id": task_id, "index": pair_index}).all()
         free = sorted(set(range(cap)) - {r.slot for r in held})
         if free:
             return free[0]
@@ -979,14 +990,13 @@ class Store:
                 raise ValueError(f"assignment {assignment_id} expired and its task already "
                                  f"has {self.config.cap(row.kind)} labels") from None
         else:
-            conn.execute(sa.update(assignments_t).where(assignments_t.c.id == assignment_id)
-                         .values(status="done", **finish))
+            conn.execute(self._q.finish, {"assignment_id": assignment_id, "now": finish["finished_at"]})
         winner, loser = CHOICES[choice](row.left_index, row.right_index)
         values = {"assignment_id": assignment_id, "choice": choice, "strength": strength,
                   "margin": MARGINS[strength] if winner is not None else 0.0, "winner": winner,
                   "loser": loser, "rationale": rationale, "tags": list(tags),
                   "seconds": float(seconds), "created_at": _iso(now)}
-        label_id = conn.execute(sa.insert(labels_t).values(**values).returning(labels_t.c.id)).scalar_one()
+        label_id = conn.execute(self._q.insert_label, values).scalar_one()
         self._emit(conn, "assignment", assignment_id)
         return Label(id=label_id, task_id=row.task_id, pair_index=row.pair_index,
                      annotator=annotator, shown_order=row.shown_order,
@@ -999,12 +1009,9 @@ class Store:
         limit, window = self.config.rate_limit, self.config.rate_window
         if not limit:
             return
-        a = assignments_t.c
-        recent = conn.execute(
-            sa.select(a.finished_at)
-            .where(a.annotator == annotator, a.status == "done",
-                   a.finished_at >= _iso(now - timedelta(seconds=window)))
-            .order_by(a.finished_at.desc()).limit(limit)).scalars().all()
+        since = _iso(now - timedelta(seconds=window))
+        recent = conn.execute(self._q.recent, {"annotator": annotator, "since": since,
+                                               "limit": limit}).scalars().all()
         if len(recent) < limit:
             return
         wait = (datetime.fromisoformat(recent[-1]) + timedelta(seconds=window) - now).total_seconds()
@@ -1070,10 +1077,7 @@ class Store:
         remaining counts outstanding plus pairings this annotator could still be served."""
         annotator = _check_annotator(annotator)
         with self.engine.connect() as conn:
-            counts = Counter({status: n for status, n in conn.execute(
-                sa.select(assignments_t.c.status, sa.func.count())
-                .where(assignments_t.c.annotator == annotator)
-                .group_by(assignments_t.c.status))})
+            counts = Counter(dict(conn.execute(self._q.statuses, {"annotator": annotator}).all()))
             open_ = (conn.execute(self._q.below_all).scalar()
                      - conn.execute(self._q.mine_below, {"annotator": annotator}).scalar())
         remaining = counts["served"] + open_
