@@ -84,24 +84,16 @@ CHOICES: dict[str, Callable[[int, int], tuple[int | None, int | None]]] = {
 LIVE = ("served", "done")  # assignment states that hold a slot
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: float, parse: Callable[[str], float] = int) -> float:
+    """env `name` read by `parse` (int or float), else `default`; a fix-it error otherwise."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer; set e.g. {name}=3") from None
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number; set e.g. {name}={default:g}") from None
+        what = "an integer" if parse is int else "a number"
+        raise ValueError(f"{name}={raw!r} is not {what}; set e.g. {name}={default:g}") from None
 
 
 RATE_ENV = "RMLAB_RATE_LIMIT"
@@ -141,7 +133,7 @@ class StoreConfig:
     """How work is handed out. Not stored in the database: each process sets its own."""
 
     labels_per_task: int = field(
-        default_factory=lambda: _env_int("RMLAB_LABELS_PER_TASK", 3),
+        default_factory=lambda: _env_number("RMLAB_LABELS_PER_TASK", 3),
         metadata={"help": "k: labels each task pairing collects, from distinct annotators "
                           "(default: env RMLAB_LABELS_PER_TASK, else 3)."})
     gold_every: int = field(
@@ -153,7 +145,7 @@ class StoreConfig:
         default=1800.0, metadata={"help": "A served, unsubmitted assignment keeps its slot "
                                           "this long before another annotator may take it."})
     min_seconds: float = field(
-        default_factory=lambda: _env_float("RMLAB_MIN_SECONDS", 3.0),
+        default_factory=lambda: _env_number("RMLAB_MIN_SECONDS", 3.0, float),
         metadata={"help": "A label with less time on task than this is flagged `fast` in the "
                           "dashboard and the export (default: env RMLAB_MIN_SECONDS, else 3)."})
     rate_limit: int = field(
