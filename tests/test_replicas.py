@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app_support import app_process, call_api
+from app_support import ApiError, app_process, call_api
 from labeling.store import Store, StoreConfig, assignments_t, labels_t
 from labeling.tasks import Task
 from labeling.testing import PG_ENV, temp_db
@@ -29,6 +29,16 @@ K, PAIRS, ANNOTATORS = 4, 40, 16
 def pair_tasks(n: int) -> list[Task]:
     return [Task(id=f"pair-{i:02d}", kind="pair", prompt=f"prompt {i}",
                  responses=(f"answer {i} a", f"answer {i} b")) for i in range(n)]
+
+
+def server_errors(folder) -> str:
+    """The last traceback in each app log under `folder` (the API only says "the endpoint failed")."""
+    tails = []
+    for log in sorted(folder.glob("app*.log")):
+        text = log.read_text()
+        if "Traceback" in text:
+            tails.append(f"--- {log.name}\n" + text[text.rindex("Traceback"):][-3000:])
+    return "\n".join(tails) or "no traceback in the app logs"
 
 
 def annotate(name: str, bases: tuple[str, str]) -> dict:
@@ -59,9 +69,12 @@ def test_two_replicas_never_overfill_repeat_lose_or_duplicate(tmp_path):
         with app_process("--db", url, "--runs", str(tmp_path / "runs1"), log=tmp_path / "app1.log", env=env) as one, \
                 app_process("--db", url, "--runs", str(tmp_path / "runs2"), log=tmp_path / "app2.log", env=env) as two:
             names = [f"annotator-{i:02d}" for i in range(ANNOTATORS)]
-            with ThreadPoolExecutor(ANNOTATORS) as pool:
-                runs = dict(zip(names, pool.map(
-                    lambda i: annotate(names[i], (one, two) if i % 2 else (two, one)), range(ANNOTATORS))))
+            try:
+                with ThreadPoolExecutor(ANNOTATORS) as pool:
+                    runs = dict(zip(names, pool.map(
+                        lambda i: annotate(names[i], (one, two) if i % 2 else (two, one)), range(ANNOTATORS))))
+            except ApiError as err:  # the app's own traceback says why
+                raise AssertionError(f"{err}\n{server_errors(tmp_path)}") from err
         with store.engine.connect() as conn:
             rows = conn.execute(sa.select(assignments_t.c.id, assignments_t.c.task_id, assignments_t.c.annotator,
                                           assignments_t.c.status, labels_t.c.id.label("label_id"))
