@@ -65,7 +65,7 @@ def test_two_replicas_never_overfill_repeat_lose_or_duplicate(tmp_path):
     with temp_db("postgresql", tmp_path) as url:
         store = Store(url, StoreConfig(labels_per_task=K))
         store.import_tasks(pair_tasks(PAIRS))
-        env = {"RMLAB_LABELS_PER_TASK": str(K), "RMLAB_HUB_DATASET": ""}
+        env = {"RMLAB_LABELS_PER_TASK": str(K), "RMLAB_HUB_DATASET": "", "RMLAB_SIGNIN": "open"}  # typed names
         with app_process("--db", url, "--runs", str(tmp_path / "runs1"), log=tmp_path / "app1.log", env=env) as one, \
                 app_process("--db", url, "--runs", str(tmp_path / "runs2"), log=tmp_path / "app2.log", env=env) as two:
             names = [f"annotator-{i:02d}" for i in range(ANNOTATORS)]
