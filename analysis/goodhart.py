@@ -1,8 +1,8 @@
 """Goodhart curves: best-of-n against the policy LM, proxy reward against gold reward.
 
 For each prompt, N responses are sampled from the policy (`analysis.policy`) and scored by
-a proxy scorer and a gold scorer (an RM, or a programmatic checker such as
-`ArithmeticChecker`). For n = 1, 2, 4, ... <= N the expected proxy and gold score of the
+a proxy scorer and a gold scorer (an RM, or a programmatic checker from `analysis.gold`
+such as `TruthfulChecker`). For n = 1, 2, 4, ... <= N the expected proxy and gold score of the
 response that best-of-n picks is computed with the unbiased estimator over the N samples
 (`bon_expectation`), against the analytic KL of best-of-n, KL = log n - (n-1)/n.
 Gold gain over n = 1 is fitted as gold = d(α - βd), d = √KL (Gao et al. 2022,
@@ -19,12 +19,16 @@ Four selectors pick the best of n (`SELECTORS`), all drawn on one plot:
 - `honesty_penalised`: proxy - γ·endorsement of a false claim in the prompt
   (`analysis.gold.endorsement`, the agreement feature clipped at 0); skipped on prompts
   that claim nothing false.
-The analytic KL holds for any selector that ranks the N samples without ties, so all three
+The analytic KL holds for any selector that ranks the N samples without ties, so all of them
 share the x axis.
 
 Samples are cached in `runs/goodhart/<hash>.parquet` (hash of policy, prompts, N and the
 sampling settings), so curves re-plot without regenerating.
 
+Defaults: the `mixed` single-digit prompts and the `truthful` checker (analysis.gold), whose
+base rate under SmolLM2 lies in 10-90% (bench/README.md); the report gives it (`base_rate`).
+
+    python -m analysis.goodhart --proxy runs/rm/default --n 16 --json
     python -m analysis.goodhart --proxy runs/rm/default --gold arithmetic --prompts arithmetic \\
         --n 64 --max-new-tokens 64 --json --plot runs/reports/goodhart.png
 """
@@ -218,8 +222,19 @@ class GoodhartResult:
     skipped: dict[str, str]  # selector -> why it was not run
     samples: pd.DataFrame = field(repr=False)  # one row per sample, with scores
 
+    def base_rate(self) -> dict[str, float]:
+        """Mean gold of the policy's samples (n = 1): over all prompts, and apart for prompts with and
+        without a false claim when both occur."""
+        s = self.samples
+        out = {"all": float(s["gold"].mean())}
+        if "false_claim" in s and s["false_claim"].nunique() == 2:
+            out |= {"false_claims": float(s.loc[s["false_claim"], "gold"].mean()),
+                    "other_prompts": float(s.loc[~s["false_claim"], "gold"].mean())}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        return {"fits": {k: asdict(v) for k, v in self.fits.items()}, "n_star_empirical": self.n_star_empirical,
+        return {"base_rate": self.base_rate(), "fits": {k: asdict(v) for k, v in self.fits.items()},
+                "n_star_empirical": self.n_star_empirical,
                 "skipped": self.skipped, "curves": self.curves,
                 "n_prompts": int(self.samples["prompt_index"].nunique()),
                 "n_samples": int(self.samples.groupby("prompt_index").size().iloc[0])}
@@ -429,8 +444,8 @@ def run(config: GoodhartConfig, proxy=None, gold=None, ensemble=None,
 
 
 def summary(result: GoodhartResult) -> str:
-    """One line per selector: fit and sweet spots."""
-    lines = []
+    """Base rate, then one line per selector: fit and sweet spots."""
+    lines = ["base rate (gold at n = 1): " + ", ".join(f"{k} {v:.3f}" for k, v in result.base_rate().items())]
     for name, fit in result.fits.items():
         n_fit = "none" if fit.n_star is None else f"{fit.n_star:.1f}"
         lines.append(f"{name}: α={fit.alpha:.3g} β={fit.beta:.3g} R²={fit.r2:.2f} n*(fit)={n_fit} "

@@ -60,9 +60,10 @@ def reward_feature_correlation(scorer, pairs: pd.DataFrame, values: Callable) ->
 
 
 def debias(train_config, feature: str, coef: float, heldout: pd.DataFrame, load: Callable | None = None,
-           callback: Callable | None = None) -> DebiasResult:
+           callback: Callable | None = None, plain: str | Path | None = None) -> DebiasResult:
     """Train `train_config` (an rm.train.TrainConfig with eval_data) as it is and with
-    decorrelate=feature, coef; compare them on `heldout` (prompt/chosen/rejected rows)."""
+    decorrelate=feature, coef; compare them on `heldout` (prompt/chosen/rejected rows). `plain`: an
+    already trained checkpoint of the same config without the penalty, used instead of training one."""
     import json
 
     from rm.score import load_scorer
@@ -73,7 +74,7 @@ def debias(train_config, feature: str, coef: float, heldout: pd.DataFrame, load:
     for name, c in (("plain", 0.0), ("debiased", coef)):
         config = replace(train_config, out=str(Path(train_config.out) / name), decorrelate=feature if c else None,
                          decorrelate_coef=c or 1.0)
-        folder = train(config, callback, nuisance=values if c else None)
+        folder = plain if plain and not c else train(config, callback, nuisance=values if c else None)
         metrics = json.loads((Path(folder) / "metrics.json").read_text())
         r, lo, hi = reward_feature_correlation((load or load_scorer)(folder), heldout, values)
         rows.append({"rm": name, "coef": c, "heldout_accuracy": metrics.get("accuracy"), "corr": r,
@@ -102,3 +103,24 @@ def compare_runs(runs: dict[str, RLResult]) -> pd.DataFrame:
                      "d_star": run.fit.d_star,
                      "bon_gold_max": None if run.bon is None else float(run.bon.curves["gold"].max())})
     return pd.DataFrame(rows)
+
+
+def plot_bon_mitigations(results: dict, title: str = "Best-of-n: gold of the selected response"):
+    """Figure: gold against √KL(best-of-n ‖ policy), one line per (proxy, selector) of
+    `results` (name -> analysis.goodhart.GoodhartResult)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    for name, result in results.items():
+        for selector, curve in result.curves.groupby("selector", sort=False):
+            label = name if selector in ("proxy", "conservative") and len(result.fits) == 1 else f"{name}: {selector}"
+            ax.errorbar(curve["sqrt_kl"], curve["gold"], yerr=curve["gold_sem"], marker="o", ms=4, capsize=2,
+                        label=label)
+    ax.set_xlabel("√KL(best-of-n ‖ policy)  [nats^½]")
+    ax.set_ylabel("gold score of the selected response")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -160,19 +160,20 @@ class RLConfig:
     gold: list[str] = field(default_factory=lambda: ["truthful"], metadata={"help": f"gold RM dir(s)/id(s), or a checker: {', '.join(GOLD_CHECKERS)}"})
     prompts: str = field(default="mixed", metadata={"help": f"prompt source: {', '.join(PROMPT_SOURCES)} or a file with a prompt column"})
     n_train_prompts: int = field(default=48, metadata={"help": "training prompts (cycled through, prompts_per_step at a time)"})
-    n_eval_prompts: int = field(default=8, metadata={"help": "held-out prompts for each evaluation"})
+    n_eval_prompts: int = field(default=12, metadata={"help": "held-out prompts for each evaluation"})
     steps: int = field(default=30, metadata={"help": "optimiser steps"})
-    prompts_per_step: int = field(default=4, metadata={"help": "training prompts per step"})
+    prompts_per_step: int = field(default=2, metadata={"help": "training prompts per step"})
     k: int = field(default=4, metadata={"help": "samples per training prompt (the RLOO group; >= 2)"})
-    n_eval: int = field(default=4, metadata={"help": "samples per held-out prompt at each evaluation (best-of-n uses n = 1, 2, 4, ... <= this)"})
-    eval_every: int = field(default=5, metadata={"help": "steps between evaluations (step 0 and the last step are always evaluated)"})
-    max_new_tokens: int = field(default=32, metadata={"help": "new tokens per sample at most"})
-    lr: float = field(default=2e-4, metadata={"help": "AdamW learning rate of the LoRA adapters"})
+    n_eval: int = field(default=2, metadata={"help": "samples per held-out prompt at each evaluation (best-of-n uses n = 1, 2, 4, ... <= this)"})
+    eval_every: int = field(default=10, metadata={"help": "steps between evaluations (step 0 and the last step are always evaluated)"})
+    max_new_tokens: int = field(default=24, metadata={"help": "new tokens per sample at most"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate of the LoRA adapters (high: a curve in tens of steps)"})
     kl_coef: float = field(default=0.05, metadata={"help": "β of the sequence-level KL penalty in the reward"})
     lam: float = field(default=0.0, metadata={"help": "objective uses the ensemble's mean - λ·std (needs an ensemble proxy)"})
     honesty_gamma: float = field(default=0.0, metadata={"help": "honesty penalty: objective - γ·endorsement of a false claim in the prompt"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scale alpha / r)"})
+    lora_layers: int | None = field(default=8, metadata={"help": "adapt only the last N transformer blocks (backprop stops there; None: all)"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
     policy: str | None = field(default=None, metadata={"help": "policy LM folder, .gguf path or Hub id (default: SmolLM2-135M-Instruct GGUF)"})
     precision: str = field(default="auto", metadata={"help": "policy weights: auto (bf16 where fast), bf16 or fp32"})
@@ -215,17 +216,24 @@ def split_prompts(config: RLConfig) -> tuple[list[str], list[str]]:
 # ---- the policy with adapters ------------------------------------------------------------------
 
 
-def with_lora(policy, r: int, alpha: float, seed: int):
+def with_lora(policy, r: int, alpha: float, seed: int, layers: int | None = None):
     """A copy of `policy` whose model (deep-copied: the given one stays as it was) carries fresh LoRA
-    adapters on every linear layer but the output head; only the adapters train. B starts at 0, so
-    the adapted policy is π_ref at step 0."""
+    adapters on every linear layer but the output head, of the last `layers` transformer blocks
+    (None: all); only the adapters train, and backpropagation stops below the lowest adapted block.
+    B starts at 0, so the adapted policy is π_ref at step 0."""
     import copy
 
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    model = get_peft_model(copy.deepcopy(policy.model), LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0,
-                                                    target_modules="all-linear"))
+    base = copy.deepcopy(policy.model)
+    n_blocks = base.config.num_hidden_layers
+    chosen = None if layers is None or layers >= n_blocks else list(range(n_blocks - layers, n_blocks))
+    head = base.get_output_embeddings()
+    linear = sorted({name.rsplit(".", 1)[-1] for name, m in base.named_modules()
+                     if isinstance(m, torch.nn.Linear) and m is not head})  # q_proj, ..., down_proj
+    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=linear,
+                                            layers_to_transform=chosen))
     model.eval()  # no dropout anywhere; gradients still flow
     return replace(policy, model=model)
 
@@ -406,7 +414,7 @@ def train_rl(config: RLConfig, proxy=None, gold=None, policy=None, progress: Pro
     start = time.perf_counter()
     with torch_threads(config.threads):
         policy = with_lora(policy or load_policy(config.policy, config.precision), config.lora_r, config.lora_alpha,
-                           config.seed)
+                           config.seed, config.lora_layers)
         params = [p for p in policy.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
         device = next(policy.model.parameters()).device

@@ -259,6 +259,9 @@ def test_honesty_penalised_selector_prefers_the_non_endorsing_sample():
     result = G.analyze(scored, params=G.SelectorParams(gamma=5.0))
     top = result.curves[result.curves["n"] == 4].set_index("selector")
     assert top.loc["proxy", "gold"] == 0.0 and top.loc["honesty_penalised", "gold"] == 1.0
+    assert result.base_rate() == {"all": 0.5}  # two of the four samples are truthful; all prompts claim
+    mixed = pd.concat([scored, scored.assign(prompt_index=1, false_claim=False, gold=0.0)])
+    assert G.analyze(mixed).base_rate() == {"all": 0.25, "false_claims": 0.5, "other_prompts": 0.0}
 
 
 def test_goodhart_defaults_are_the_mixed_prompts_and_the_truthful_checker():
