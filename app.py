@@ -11,6 +11,7 @@ import argparse
 import os
 
 from labeling import hub_sync
+from labeling.cli import run_cli
 from labeling.store import open_store
 from ui import build_ui, launch
 from ui.context import App, resolve_runs
@@ -43,5 +44,5 @@ def main(argv: list[str] | None = None) -> None:
     launch(build_ui(App(store, runs=runs)), host=args.host, port=args.port, share=args.share)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # a bad setting (RMLAB_SIGNIN, RMLAB_HUB_*, --db) is one error line, exit 2
+    raise SystemExit(run_cli(main))

@@ -33,3 +33,16 @@ def test_main_serves_the_env_store_and_runs(tmp_path, monkeypatch):
     assert (tmp_path / "env.db").is_file()  # the seeded store lives where RMLAB_DB says
     models = next(b for b in launched["demo"].blocks.values() if getattr(b, "elem_id", None) == "rm-models")
     assert models.choices == [("from-env", str(tmp_path / "runs" / "rm" / "from-env"))]
+
+
+def test_a_bad_setting_is_one_error_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": "/usr/bin:/bin", "RMLAB_SIGNIN": "magic", "RMLAB_DB": str(tmp_path / "l.db"),
+           "RMLAB_RUNS": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    out = subprocess.run([sys.executable, "app.py", "--port", "0"], cwd=Path(app.__file__).parent, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == \
+        ["error: RMLAB_SIGNIN='magic': use one of open, invite, oauth"]
