@@ -312,3 +312,9 @@ def test_an_invite_name_is_never_a_path(lab):
     assert any(i.name == "../../evil" and i.active for i in lab.store.list_invites())
     lab.call("revoke_invite", "../../evil")
     assert lab.files() - before <= {lab.root / "labels.db-wal", lab.root / "labels.db-shm"}
+
+
+@pytest.mark.parametrize("token", ["\ud800", "s3cret\x00", "S3CRET", " s3cret", "s3cre", 5, None, ["s3cret"]])
+def test_a_malformed_researcher_token_grants_nothing(token):
+    """No refusal is a traceback either: a lone surrogate has no UTF-8 form."""
+    assert Access(admin_token="s3cret").grants(None, token) is False
