@@ -127,14 +127,15 @@ def test_a_bad_submit_is_refused_and_stores_nothing(lab, changes, message):
 
 # ----------------------------------------------------------------------------- names
 
+INVISIBLE = "Your name contains the invisible or control character U+{}; use letters, digits, spaces and punctuation."
 NAMES = [  # (typed name, the message)
     ("x" * 200, "Your name is 200 characters long; the limit is 100."),
     ("a" * 101, "Your name is 101 characters long; the limit is 100."),
-    ("an\nn", "Your name contains the invisible or control character U+000A; use letters, digits, spaces and punctuation."),
-    ("an\x00n", "Your name contains the invisible or control character U+0000; use letters, digits, spaces and punctuation."),
-    ("an\u200bn", "Your name contains the invisible or control character U+200B; use letters, digits, spaces and punctuation."),
-    ("ann\u202e", "Your name contains the invisible or control character U+202E; use letters, digits, spaces and punctuation."),
-    ("\x1b[2Jann", "Your name contains the invisible or control character U+001B; use letters, digits, spaces and punctuation."),
+    ("an\nn", INVISIBLE.format("000A")),
+    ("an\x00n", INVISIBLE.format("0000")),
+    ("an\u200bn", INVISIBLE.format("200B")),  # zero-width space
+    ("ann\u202e", INVISIBLE.format("202E")),  # right-to-left override
+    ("\x1b[2Jann", INVISIBLE.format("001B")),  # a terminal escape
     ("  \t ", "Enter your name (or sign in with Hugging Face) to start labeling."),
 ]
 
@@ -191,7 +192,8 @@ def test_a_typed_name_or_a_forged_header_identifies_nobody(lab, headers, message
 def test_an_invite_labels_only_its_own_assignments(lab):
     eve = {INVITE: lab.store.create_invite("eve")}
     victims = lab.call("next_task", "dan")["assignment_id"]
-    with pytest.raises(ApiError, match=f"^The label was not stored: assignment {victims} belongs to another annotator.$"):
+    refusal = f"^The label was not stored: assignment {victims} belongs to another annotator.$"
+    with pytest.raises(ApiError, match=refusal):
         lab.call("submit_label", "dan", victims, "A", "clearly", "", [], guarded=True, headers=eve)
     assert labels_of(lab.store, "dan") == labels_of(lab.store, "eve") == 0
     # a revoked invite is refused from the next call on
