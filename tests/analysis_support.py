@@ -12,7 +12,7 @@ class WordCountScorer:
 
     temperature = 1.0
 
-    def score(self, prompts, responses):
+    def score(self, prompts, responses, batch_size: int = 32):  # rm.score.Scorer's signature
         return Scores(mean=np.array([len(r.split()) for r in responses], dtype=float), std=None)
 
 
