@@ -13,8 +13,8 @@ Assignment rules (`Store.next_assignment`):
 - each pairing collects at most `labels_per_task` labels from distinct annotators: every live
   assignment holds one of k numbered slots, unique per pairing in the database, so
   concurrent servers cannot overfill it. A served assignment untouched for `lease_seconds`
-  gives its slot up when someone else needs it (a late submit still stores the label when a
-  slot is free, else it is refused);
+  gives its slot up (it expires) the next time anyone is served new work (a late submit
+  still stores the label when a slot is free, else it is refused);
 - gold tasks are attention checks: one is due after every `gold_every - 1` other
   assignments, and by default every annotator may label every gold task (no cap);
 - left/right order is drawn at random per assignment and recorded (`shown_order`, e.g.
@@ -23,6 +23,11 @@ Assignment rules (`Store.next_assignment`):
   has started come first, and new triads are started while other tasks remain to space
   them, so triads get completed. If the only work left is another pairing of the task just
   served, `next_assignment` returns None (that pairing stays for other annotators).
+
+How work is found: the `pairings` table holds one row per task pairing with the number of
+slots it holds, kept by database triggers (so any writer keeps it right, and `Store()`
+repairs it on open). `next_assignment` reads a row of counts and each pool's first open
+pairing along an index (`_Queries.survey`, `_Queries.picks`): a few rows, however many tasks.
 
 Listeners: `store.listeners` holds callables `(event, payload)` run after a write commits:
 ("tasks", [Task, ...]) for newly imported tasks and ("assignment", id) whenever an
@@ -61,7 +66,7 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from labeling.limits import MAX_TOKEN_CHARS, check_name, check_text, clip
 from labeling.tasks import KINDS, LETTERS, Task, pairings, validate_row
@@ -82,6 +87,7 @@ CHOICES: dict[str, Callable[[int, int], tuple[int | None, int | None]]] = {
 }
 
 LIVE = ("served", "done")  # assignment states that hold a slot
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 
 
 def _env_number(name: str, default: float, parse: Callable[[str], float] = int) -> float:
@@ -558,17 +564,16 @@ class _Queries:
             return sa.or_(*(p.kind == kind if config.cap(kind) is None
                             else sa.and_(p.kind == kind, p.held < config.cap(kind)) for kind in kinds))
 
-        def open_(kinds) -> sa.Select:  # pairings below their cap this annotator never had
+        def open_(kinds, level: int | None = None) -> sa.Select:
+            """Pairings below their cap (or holding `level` slots, below every cap given) that
+            this annotator never had, not of the task served last."""
+            fill = below(kinds) if level is None else sa.and_(p.kind.in_(kinds), p.held == level)
             return (sa.select(p.task_id, p.kind, p.pair_index, p.held, p.shuffle)
-                    .where(below(kinds), ~had, p.task_id != last))
+                    .where(fill, ~had, p.task_id != last))
 
         def random_open(kinds, levels=(None,)) -> list[sa.Select]:  # fullest level first
-            members = []
-            for level in levels:
-                at = open_(kinds) if level is None else open_(kinds).where(p.held == level)
-                members += [at.where(p.shuffle >= start).order_by(p.shuffle),
-                            at.where(p.shuffle < start).order_by(p.shuffle)]
-            return members
+            return [open_(kinds, level).where(part).order_by(p.shuffle)
+                    for level in levels for part in (p.shuffle >= start, p.shuffle < start)]
 
         def count(query) -> sa.ScalarSelect:
             return sa.select(sa.func.count()).select_from(query.subquery()).scalar_subquery()
@@ -576,14 +581,15 @@ class _Queries:
         spacers = [kind for kind in KINDS if kind not in ("triad", "gold")]
         levels = range(config.labels_per_task - 1, -1, -1)
         started = sa.select(a.task_id).where(a.annotator == annotator)
-        # every pool's pick in one statement; `_choose` decides which one to serve
-        self.picks = _firsts({
+        # pool -> its member queries; `picks(pools)` reads the pools `_choose` may serve from
+        self.pools: dict[str, list[sa.Select]] = {
             "gold": random_open(["gold"]),
             "resumed": [open_(["triad"]).where(p.task_id.in_(started))
                         .order_by((p.shuffle + start) % SHUFFLE_MOD)],
             "fullest": random_open(["triad", *spacers], levels),
             "fullest_triads": random_open(["triad"], levels),
-        })
+        }
+        self._picks: dict[tuple[str, ...], sa.Select] = {}
         on_pairing = sa.and_(p.task_id == a.task_id, p.pair_index == a.pair_index)
         mine = assignments_t.alias("mine")
         last_gold = (sa.select(sa.func.max(mine.c.id)).join(tasks_t, tasks_t.c.id == mine.c.task_id)
@@ -639,6 +645,12 @@ class _Queries:
         self.label = (sa.select(*_LABEL_COLUMNS)
                       .join(assignments_t, assignments_t.c.id == labels_t.c.assignment_id)
                       .where(labels_t.c.assignment_id == sa.bindparam("assignment_id")))
+
+    def picks(self, pools: tuple[str, ...]) -> sa.Select:
+        """Each of `pools`' first open pairing, in one statement (built once per combination)."""
+        if pools not in self._picks:
+            self._picks[pools] = _firsts({pool: self.pools[pool] for pool in pools})
+        return self._picks[pools]
 
 
 class Store:
@@ -736,13 +748,17 @@ class Store:
         conn.info["rmlab_events"].append((event, payload))
 
     def _retrying(self, fn: Callable[[sa.Connection], object], attempts: int = 10):
-        """Run `fn` in a write transaction, again when a concurrent writer won a race."""
+        """Run `fn` in a write transaction, again when a concurrent writer won a race (a unique
+        slot taken, or PostgreSQL ending one of two deadlocked or serialisation-failed writers)."""
         for _ in range(attempts - 1):
             try:
                 with self._write() as conn:
                     return fn(conn)
             except (IntegrityError, _Conflict):
                 continue
+            except OperationalError as err:
+                if getattr(err.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                    raise
         with self._write() as conn:
             return fn(conn)
 
@@ -877,19 +893,20 @@ class Store:
             self._expire_lapsed(conn, now)
         params = {"annotator": annotator, "last": survey.last or "",
                   "start": self._rng.randrange(SHUFFLE_MOD)}
-        picks: dict[str, object] = {}
-        for row in conn.execute(q.picks, params):
-            picks.setdefault(row.pool, row)  # rows come by rank: the fullest level first
-        if survey.since_gold >= self.config.gold_every - 1 and "gold" in picks:
-            return picks["gold"]
-        if "resumed" in picks:
-            return picks["resumed"]
         triads_first = False
         if survey.triad_bound and survey.spacers <= 2 * survey.triad_bound + 2:
             triads = conn.execute(q.open_triads, params).scalar()
             triads_first = triads > 0 and survey.spacers <= 2 * triads + 2
-        return (picks.get("fullest_triads" if triads_first else "fullest")
-                or picks.get("gold"))
+        gold_due = survey.since_gold >= self.config.gold_every - 1
+        pools = (*(("gold",) if gold_due else ()), "resumed",
+                 "fullest_triads" if triads_first else "fullest")
+        picks: dict[str, object] = {}
+        for row in conn.execute(q.picks(pools), params):
+            picks.setdefault(row.pool, row)  # rows come by rank: the fullest level first
+        pick = next((picks[pool] for pool in pools if pool in picks), None)
+        if pick is None and not gold_due:  # nothing else left: gold even when not due
+            pick = conn.execute(q.picks(("gold",)), params).first()
+        return pick
 
     def _free_slot(self, conn: sa.Connection, task_id: str, pair_index: int,
                    cap: int | None, now: datetime) -> int | None:

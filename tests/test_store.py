@@ -283,7 +283,7 @@ def test_submit_and_next_is_one_step(make_store):
 
 def held_by_recount(store) -> dict:
     """(task_id, pair_index) -> (held column, slots actually held by served/done assignments)."""
-    a, p = assignments_t.c, pairings_t.c
+    a = assignments_t.c
     with store.engine.connect() as conn:
         held = {(r.task_id, r.pair_index): r.held for r in conn.execute(sa.select(pairings_t))}
         counted = dict.fromkeys(held, 0)
