@@ -67,9 +67,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--n-prompts", type=int, default=16, help="claims prompts for best-of-n")
     parser.add_argument("--n", type=int, default=16, help="samples per prompt for best-of-n")
     parser.add_argument("--max-new-tokens", type=int, default=24, help="new tokens per sample")
-    parser.add_argument("--gamma", type=float, default=2.0, help="honesty penalty γ")
+    parser.add_argument("--gamma", type=float, default=10.0, help="honesty penalty γ (on the scale of the biased RM's agree/correct gap, about 11)")
     parser.add_argument("--debias-coef", type=float, default=10.0, help="decorrelation penalty coefficient")
-    parser.add_argument("--rl-steps", type=int, default=15, help="steps per RL run")
+    parser.add_argument("--rl-steps", type=int, default=8, help="steps per RL run")
+    parser.add_argument("--runs", nargs="+", default=["biased", "curated", "honesty", "kl"],
+                        help="RL runs to do (finished runs are read back from their folders)")
     parser.add_argument("--kl-high", type=float, default=0.5, help="the larger KL coefficient of the sweep")
     parser.add_argument("--skip-rl", action="store_true", help="best-of-n only")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -127,11 +129,11 @@ def main(argv=None) -> dict:
         if not args.skip_rl:
             policy = load_policy()
             base = R.RLConfig(proxy=[str(rms["biased"])], prompts="claims", steps=args.rl_steps,
-                              eval_every=max(1, args.rl_steps // 3), threads=args.threads, progress=False)
-            plans = {"biased": base, "curated": replace(base, proxy=[str(rms["curated"])]),
-                     f"biased, honesty γ={args.gamma:g}": replace(base, honesty_gamma=args.gamma),
-                     f"biased, kl_coef={args.kl_high:g}": replace(base, kl_coef=args.kl_high)}
-            for name, config in plans.items():
+                              eval_every=max(1, args.rl_steps // 2), threads=args.threads, progress=False)
+            plans = {"biased": ("biased", base), "curated": ("curated", replace(base, proxy=[str(rms["curated"])])),
+                     "honesty": (f"biased, honesty γ={args.gamma:g}", replace(base, honesty_gamma=args.gamma)),
+                     "kl": (f"biased, kl_coef={args.kl_high:g}", replace(base, kl_coef=args.kl_high))}
+            for name, config in (plans[r] for r in args.runs):
                 t1 = time.perf_counter()
                 runs[name] = R.train_rl(config, proxy=proxies["biased" if "biased" in name else "curated"],
                                         gold=gold, policy=policy)
