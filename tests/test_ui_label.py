@@ -117,7 +117,7 @@ def test_researcher_endpoints_refuse_a_session_that_never_signed_in(guarded_app,
 def test_api_lists_only_the_named_endpoints(open_app):
     api = open_app.view_api(return_format="dict", print_info=False)
     research = {"/score", "/train", "/stop_training", "/enqueue_policy_pairs", "/correlations", "/sycophancy_audit",
-                "/counterfactual", "/reliability", "/compare", "/goodhart", "/train_starter"}  # tests/test_ui_research.py
+                "/counterfactual", "/reliability", "/compare", "/goodhart", "/train_starter", "/rl", "/stop_rl"}  # tests/test_ui_research.py
     assert set(api["named_endpoints"]) == {"/sign_in", "/next_task", "/submit_label", "/dashboard",
                                            "/export_dataset", "/create_invite", "/revoke_invite"} | research
     assert not api["unnamed_endpoints"]  # the buttons' own events are private

@@ -19,6 +19,7 @@ from app_support import lab_ui, serve
 from labeling.store import StoreConfig, open_store
 from labeling.testing import tiny_tasks
 from rm.checkpoint import list_checkpoints
+from rm.background import TrainingRun
 from rm.device import torch_threads
 from analysis.compare import score_pair
 from rm.score import load_scorer
@@ -120,6 +121,8 @@ def test_score_endpoint_on_a_guarded_server_takes_only_listed_checkpoints(guarde
     ("/sycophancy_audit", ("agreement tasks (seed)", 5, 0.5, ["rm-a"], None)),
     ("/correlations", ("seed tasks", 10, "length_words", ["rm-a"], None)),
     ("/goodhart", ({"gold": "arithmetic", "n_prompts": 2, "n": 2}, "", ["rm-a"])),
+    ("/rl", ({"gold": "truthful", "steps": 1}, "", ["rm-a"])),
+    ("/stop_rl", ()),
 ])
 @pytest.mark.parametrize("token", ["", "wrong"])
 def test_researcher_endpoints_refuse_non_researchers(guarded_url, lab, api_name, args, token):
@@ -338,3 +341,27 @@ def test_the_probe_loads_a_hub_style_decoder_rm_by_folder(tmp_path, research):
     out = probe.probe(app, r.probe, "what is two plus two?", "four", "five", [folder], Session(researcher=True))
     expected = score_pair(load_scorer(folder), "what is two plus two?", "four", "five")
     assert f"{expected['score_a']:+.3f}" in out[r.probe.card] and f"{expected['p_a_better']:.2f}" in out[r.probe.card]
+
+
+def test_rl_runs_are_kept_and_drawn_side_by_side(research, lab):
+    from ui import goodhart
+
+    app, r = research
+    researcher = Session(researcher=True)
+    with pytest.raises(gr.Error, match="Nothing is running in this session"):
+        goodhart.stop_rl(app, r.rl, TrainingRun(), researcher)
+    options = {"gold": "arithmetic", "prompts": "plain", "steps": 2, "eval_every": 1, "n_train_prompts": 4,
+               "n_eval_prompts": 2, "prompts_per_step": 2, "k": 2, "n_eval": 2, "max_new_tokens": 4, "lora_r": 2}
+    progress = lambda *a, **k: None  # noqa: E731
+    out = goodhart.rl(app, r.rl, options, lab["policy"], ["rm-a"], TrainingRun(), {}, researcher, progress)
+    first = out[r.rl.history]
+    assert list(first) == ["rm-a: β=0.05"] and first["rm-a: β=0.05"].curve.step.tolist() == [0, 1, 2]
+    assert str(lab["runs"] / "rl") in out[r.rl.status]
+    out = goodhart.rl(app, r.rl, options | {"honesty_gamma": 1.0}, lab["policy"], ["rm-a"], TrainingRun(), first,
+                      researcher, progress)
+    assert list(out[r.rl.history]) == ["rm-a: β=0.05", "rm-a: β=0.05, γ=1"]
+    assert out[r.rl.table].run.tolist() == ["rm-a: β=0.05", "rm-a: β=0.05, γ=1"]
+    again = goodhart.rl(app, r.rl, options, lab["policy"], ["rm-a"], TrainingRun(), {}, researcher, progress)
+    assert "(read from the run folder)" in again[r.rl.status]  # the finished run is kept, not recomputed
+    with pytest.raises(gr.Error, match="did you mean"):
+        goodhart.rl(app, r.rl, {"kl_coeff": 1.0}, lab["policy"], ["rm-a"], TrainingRun(), {}, researcher, progress)

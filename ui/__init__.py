@@ -31,6 +31,7 @@ class Research:
     compare: train.ComparePanel
     loop: train.LoopPanel
     goodhart: goodhart.GoodhartTab
+    rl: goodhart.RLPanel
 
 
 def build_research(app: App) -> Research:
@@ -49,7 +50,8 @@ def build_research(app: App) -> Research:
             loop = train.build_loop(app)
         with gr.Tab("Goodhart", id="goodhart"):
             goodhart_tab = goodhart.build(app, selector)
-    return Research(selector, probe_tab, correlations_tab, audits_tab, train_tab, compare, loop, goodhart_tab)
+            rl = goodhart.build_rl(app, selector)
+    return Research(selector, probe_tab, correlations_tab, audits_tab, train_tab, compare, loop, goodhart_tab, rl)
 
 
 def wire_research(app: App, r: Research, session: gr.State) -> None:
@@ -61,6 +63,7 @@ def wire_research(app: App, r: Research, session: gr.State) -> None:
     train.wire_compare(app, r.compare, session)
     train.wire_loop(app, r.loop, r.selector, session)
     goodhart.wire(app, r.goodhart, r.selector, session)
+    goodhart.wire_rl(app, r.rl, r.selector, session)
 
 
 def build_ui(app: App) -> gr.Blocks:
