@@ -99,3 +99,27 @@ def test_invites_are_made_listed_and_revoked_by_researchers(store, tmp_path):
         dashboard_tab.revoke_invite(app, tab, "bob", Session(researcher=True))
     with pytest.raises(gr.Error, match="No invite was made: name must be a non-empty name"):
         dashboard_tab.create_invite(app, tab, "  ", Session(researcher=True), None)
+
+
+def test_style_control_recovers_the_annotators_length_preference(tmp_path):
+    from labeling.store import StoreConfig, open_store
+    from labeling.tasks import Task
+
+    store = open_store(tmp_path / "style.db", StoreConfig(seed=0, rate_limit=0))
+    app = App(store, Access(), tmp_path / "runs")
+    with gr.Blocks():
+        tab = dashboard_tab.build(app)
+    with pytest.raises(gr.Error, match="The style fit failed: no labels collected yet"):
+        dashboard_tab.style_control(app, tab, None, Session(researcher=True))
+    rng = __import__("random").Random(0)
+    store.import_tasks([Task(f"len-{i}", "pair", f"question {i}", ("short answer.", " ".join(["a long answer"] * (2 + i % 5))))
+                        for i in range(40)])
+    for i in range(60):  # annotators who prefer the longer response 90% of the time
+        a = store.next_assignment(f"ann{i % 3}")
+        longer = "left" if len(a.left) > len(a.right) else "right"
+        store.submit(a.id, f"ann{i % 3}", longer if rng.random() < 0.9 else {"left": "right", "right": "left"}[longer],
+                     2, seconds=10)
+    out = dashboard_tab.style_control(app, tab, None, Session(researcher=True))
+    table = out[tab.style_table].set_index("term")
+    assert table.loc["length", "labels_ci_low"] > 0  # the annotators reward length, with 95% confidence
+    assert type(out[tab.style_plot]).__name__ == "Figure"

@@ -119,7 +119,7 @@ def test_api_lists_only_the_named_endpoints(open_app):
     research = {"/score", "/train", "/stop_training", "/enqueue_policy_pairs", "/correlations", "/sycophancy_audit",
                 "/counterfactual", "/reliability", "/compare", "/goodhart", "/train_starter", "/rl", "/stop_rl"}  # tests/test_ui_research.py
     assert set(api["named_endpoints"]) == {"/sign_in", "/next_task", "/submit_label", "/dashboard",
-                                           "/export_dataset", "/create_invite", "/revoke_invite"} | research
+                                           "/export_dataset", "/create_invite", "/revoke_invite", "/style_control"} | research
     assert not api["unnamed_endpoints"]  # the buttons' own events are private
 
 

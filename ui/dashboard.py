@@ -32,6 +32,10 @@ class DashboardTab:
     revoke: gr.Button
     invite_note: gr.Markdown
     invites: gr.Dataframe
+    style_rm: gr.Dropdown
+    style_run: gr.Button
+    style_plot: gr.Plot
+    style_table: gr.Dataframe
 
 
 def build(app: App) -> DashboardTab:
@@ -57,8 +61,27 @@ def build(app: App) -> DashboardTab:
             revoke = gr.Button("Revoke", variant="stop", scale=0, min_width=100, elem_id="rm-invite-revoke")
         invite_note = gr.Markdown(elem_id="rm-invite-note")
         invites = gr.Dataframe(interactive=False, label="Invites", elem_id="rm-invites")
+    style = build_style(app)
     return DashboardTab(refresh, summary, per_annotator, per_kind, labels_plot, bias_plot, aggregate,
-                        export_format, export, export_file, invite_name, invite, revoke, invite_note, invites)
+                        export_format, export, export_file, invite_name, invite, revoke, invite_note, invites, *style)
+
+
+def build_style(app: App) -> tuple:
+    from rm.checkpoint import list_checkpoints
+
+    with gr.Accordion("Where the bias comes from: style-controlled Bradley-Terry", open=False):
+        gr.Markdown("Each collected preference is regressed on the two responses' differences in length, formatting, "
+                    "agreement with the user's claim and hedging (LMArena's style control): which styles do the "
+                    "annotators reward, with the others held fixed? Add a reward model to fit its choices between the "
+                    "same pairs: *the annotators are sycophantic* and *the RM learned it* look different here.")
+        with gr.Row(equal_height=True):
+            rm = gr.Dropdown(list_checkpoints(app.runs), value=None, allow_custom_value=True, scale=3,
+                             label="Also fit a reward model's choices (optional)")
+            run = gr.Button("Fit", scale=1, elem_id="rm-style-run")
+        plot = gr.Plot(show_label=False, elem_id="rm-style-plot")
+        table = gr.Dataframe(interactive=False, label="Log-odds of preferring A per SD of the style difference",
+                             elem_id="rm-style-table")
+    return rm, run, plot, table
 
 
 def summary_text(labels: pd.DataFrame) -> str:
@@ -125,6 +148,19 @@ def revoke_invite(app: App, tab: DashboardTab, name: str, sess: Session) -> dict
             tab.invites: invite_table(app)}
 
 
+def style_control(app: App, tab: DashboardTab, rm: str | None, sess: Session) -> dict:
+    """Style-controlled Bradley-Terry on the collected labels (and on an RM's choices between them)."""
+    from analysis.sources import label_pairs
+    from analysis.style import plot_style, style_report
+    from ui.models import cached_scorer, model_sources
+
+    require_researcher(sess)
+    with shown("The style fit failed"):
+        scorer = cached_scorer(model_sources(rm, app.runs)) if rm else None
+        report = style_report(label_pairs(app.store), scorer)
+    return {tab.style_plot: plot_style(report), tab.style_table: report.table().round(3)}
+
+
 def wire(app: App, tab: DashboardTab, session: gr.State, dash_tab: gr.Tab) -> None:
     outputs = [tab.summary, tab.per_annotator, tab.per_kind, tab.labels_plot, tab.bias_plot, tab.invites]
     gr.on([tab.refresh.click, dash_tab.select], bind(refresh, app, tab), session, outputs, api_name="dashboard")
@@ -133,3 +169,5 @@ def wire(app: App, tab: DashboardTab, session: gr.State, dash_tab: gr.Tab) -> No
     invites = [tab.invite_note, tab.invites, tab.invite_name]
     tab.invite.click(bind(create_invite, app, tab), [tab.invite_name, session], invites, api_name="create_invite")
     tab.revoke.click(bind(revoke_invite, app, tab), [tab.invite_name, session], invites, api_name="revoke_invite")
+    tab.style_run.click(bind(style_control, app, tab), [tab.style_rm, session], [tab.style_plot, tab.style_table],
+                        api_name="style_control")
