@@ -97,7 +97,8 @@ def test_next_task_needs_a_name(open_app):
 
 
 @pytest.mark.parametrize("api_name, args", [("/dashboard", ()), ("/export_dataset", ("none", "jsonl")),
-                                            ("/create_invite", ("mallory",)), ("/revoke_invite", ("carol",))])
+                                            ("/create_invite", ("mallory",)), ("/revoke_invite", ("carol",)),
+                                            ("/style_control", ("",))])
 @pytest.mark.parametrize("name, token", [("bob", ""), ("bob", "wrong"), ("carol", "")])
 def test_researcher_endpoints_refuse_non_researchers(guarded_app, api_name, args, name, token):
     # "carol" is a listed researcher, but a typed name is not a verified identity
