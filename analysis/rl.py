@@ -21,8 +21,9 @@ are scored by the proxy and the gold, and the sequence-level KL(π‖π_ref) is 
 
 Both are unbiased for KL(π(y|x)‖π_ref(y|x)) over whole responses (EOS included, cut at
 `max_new_tokens`): the first by definition, the second by the chain rule (Rao-Blackwellised:
-never negative, lower variance). `kl` is Gao et al.'s d² (d = √KL); TRL's per-token mean is a
-different number. Gold gain over step 0 is fitted with Gao's RL form gold = d(α - β log d)
+never negative, lower variance). Gao et al.'s d is √KL, taken from `kl_rb` (`sqrt_kl`): with a
+few dozen samples the plain estimate can come out negative at small KL. TRL's per-token mean KL
+is a different number. Gold gain over step 0 is fitted with Gao's RL form gold = d(α - β log d)
 (`analysis.goodhart.fit_gold_rl`). The step-0 samples also give the best-of-n curve
 (`analysis.goodhart.analyze`), drawn on the same axes.
 
@@ -332,9 +333,9 @@ def evaluate(policy, proxy, gold, prompts: list[str], config: RLConfig, step: in
 
 def summarize_eval(samples: pd.DataFrame, seconds: float) -> dict:
     """One curve row from one evaluation's samples."""
-    kl = float(samples["kl"].mean())
-    row = {"step": int(samples["step"].iloc[0]), "kl": kl, "kl_rb": float(samples["kl_rb"].mean()),
-           "sqrt_kl": math.sqrt(max(kl, 0.0)), "seconds": seconds}
+    kl_rb = float(samples["kl_rb"].mean())
+    row = {"step": int(samples["step"].iloc[0]), "kl": float(samples["kl"].mean()), "kl_rb": kl_rb,
+           "sqrt_kl": math.sqrt(max(kl_rb, 0.0)), "seconds": seconds}
     for name in ("proxy", "gold", "objective"):
         row[name], row[f"{name}_sem"] = float(samples[name].mean()), _sem(samples[name].to_numpy())
     row["mean_tokens"] = float(samples["n_tokens"].mean())
@@ -365,16 +366,21 @@ def train_step(policy, optimizer, proxy, prompts: list[str], config: RLConfig, s
 
 
 def load_finished(folder: Path, config: RLConfig) -> RLResult | None:
-    """The saved result of a finished run with this config, else None."""
+    """The saved result of a finished run with this config, else None. The curve and its fit are
+    recomputed from the saved samples (only the timings are read), so they follow this code."""
     path = folder / "curve.json"
     if not path.is_file() or not (folder / "samples.parquet").is_file():
         return None
     saved = json.loads(path.read_text())
     if saved.get("key") != config.key() or saved.get("stopped"):
         return None
-    curve = pd.DataFrame(saved["curve"])
     samples = pd.read_parquet(folder / "samples.parquet")
-    return RLResult(curve, GoldFit(**saved["fit"]), bon_from(samples), pd.DataFrame(saved["train_log"]), samples,
+    timings = pd.DataFrame(saved["curve"]).set_index("step")
+    curve = pd.DataFrame([{**summarize_eval(part, timings.loc[step, "seconds"]),
+                           "eval_seconds": timings.loc[step, "eval_seconds"]}
+                          for step, part in samples.groupby("step")])
+    curve["gold_gain"] = curve["gold"] - curve["gold"].iloc[0]
+    return RLResult(curve, curve_fit(curve), bon_from(samples), pd.DataFrame(saved["train_log"]), samples,
                     False, saved["seconds"], str(folder), cache_hit=True)
 
 
