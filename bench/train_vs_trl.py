@@ -2,6 +2,12 @@
 
   .venv/bin/python bench/train_vs_trl.py [--train-pairs 1800 --eval-pairs 512 --epochs 1]
         [--batch-size 16 --lr 5e-5 --max-length 256] [--runs ours,trl-default,trl-best]
+  .venv/bin/python bench/train_vs_trl.py --processes ours,trl-default,ours,trl-default --train-pairs 480
+
+`--processes`: whole-process time, each trainer as the command a user runs (`python -m
+rm.train ...`, TRL's own `trl reward` script `python -m trl.scripts.reward ...`) on the same
+JSONL file, in the order given (interleave names to see the load drift; the best of each name
+is compared): startup, imports, tokenization, training and saving the model, no evaluation.
 
 Same data (hh-rlhf harmless-base: the first N pairs train, the last M evaluate, as
 bench/accuracy.py), same backbone (the offline MiniLM), batch size, learning rate, epochs and
@@ -21,6 +27,10 @@ too) and on the subset TRL keeps (both sequences within max length).
 """
 import argparse
 import json
+import os
+import re
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: rm, bench
 
-from bench._machine import load_line, machine_line, matmul_peak  # noqa: E402
+from bench._machine import load_line, load_text, machine_line, matmul_peak  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -113,6 +123,7 @@ def run_ours(args, train_ds, eval_ds, kept, tmp: Path, **overrides) -> dict:
 
 TRL_SETTINGS = {
     "trl-default": {},
+    "trl-fp32": {"bf16": False},
     "trl-best": {"gradient_checkpointing": False, "train_sampling_strategy": "group_by_length",
                  "remove_unused_columns": False},
 }
@@ -187,8 +198,128 @@ def report(results: dict, peak: float, base: str = "trl-default") -> list[str]:
 
 RUNS = {"ours": run_ours,  # TrainConfig defaults: dropout 0 since bench/README.md's run 3
         "ours-dropout0.1": lambda *a: run_ours(*a, dropout=0.1),  # the backbone's own dropout (the old default)
+        "ours-packing": lambda *a: run_ours(*a, packing=True),
+        "ours-padded": lambda *a: run_ours(*a, packing=False),
         "trl-default": lambda *a: run_trl(a[0], "trl-default", *a[1:]),
+        "trl-fp32": lambda *a: run_trl(a[0], "trl-fp32", *a[1:]),
         "trl-best": lambda *a: run_trl(a[0], "trl-best", *a[1:])}
+
+
+# --- whole process: each trainer as the command a user runs ------------------------------------
+
+def ours_command(args, data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "rm.train", "--data", str(data), "--out", str(out), "--backbone", args.backbone,
+            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+            "--max-length", str(args.max_length), "--seed", str(args.seed), "--eval-fraction", "0",
+            "--no-progress", *extra]
+
+
+def trl_command(args, data: Path, out: Path, *extra: str) -> list[str]:
+    """TRL's reward script at its defaults; BERT has no eos token, so [SEP] (TRL's docs' advice)."""
+    return [sys.executable, "-m", "trl.scripts.reward", "--model_name_or_path", args.backbone,
+            "--dataset_name", str(data.parent), "--output_dir", str(out), "--per_device_train_batch_size",
+            str(args.batch_size), "--learning_rate", str(args.lr), "--num_train_epochs", str(args.epochs),
+            "--max_length", str(args.max_length), "--seed", str(args.seed), "--eos_token", "[SEP]",
+            "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true", *extra]
+
+
+PROCESSES = {
+    "ours": lambda a, d, o: ours_command(a, d, o),  # TrainConfig defaults
+    "ours-packing": lambda a, d, o: ours_command(a, d, o, "--packing"),
+    "ours-padded": lambda a, d, o: ours_command(a, d, o, "--no-packing"),
+    "ours-1thread": lambda a, d, o: ours_command(a, d, o, "--num-threads", "1"),
+    "trl-default": lambda a, d, o: trl_command(a, d, o),  # bf16 on: RewardConfig's default
+    "trl-fp32": lambda a, d, o: trl_command(a, d, o, "--bf16", "false"),  # what this CPU should use
+    "trl-best": lambda a, d, o: trl_command(a, d, o, "--bf16", "false", "--gradient_checkpointing", "false",
+                                            "--train_sampling_strategy", "group_by_length"),
+}
+
+
+def write_pairs(ds, folder: Path) -> Path:
+    """The training pairs as the one JSONL file of `folder` (prompt, chosen, rejected): both read it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train.jsonl"
+    with open(path, "w") as f:
+        for row in ds.select_columns(["prompt", "chosen", "rejected"]):
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_process(command: list[str], log: Path) -> dict:
+    """Wall and CPU seconds of one command, the load average before and after; its output goes to `log`."""
+    load0, cpu0, t0 = load_text(), children_cpu(), time.perf_counter()
+    with open(log, "w") as f:
+        code = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1]).returncode
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+    text = log.read_text()
+    if code != 0:
+        raise SystemExit(f"error: {' '.join(command[:4])} ... failed with exit status {code}; its output is in {log}")
+    trl_loop = re.search(r"'train_runtime': '?([0-9.]+)", text)
+    return {"wall_seconds": wall, "cpu_seconds": cpu, "load_start": load0, "load_end": load_text(),
+            "loop_seconds": float(trl_loop.group(1)) if trl_loop else None}
+
+
+def run_processes(args, train_ds, tmp: Path) -> dict:
+    """Each name in args.processes once, in order; best (least wall time) of each name compared."""
+    data = write_pairs(train_ds, tmp / "data")
+    runs = []
+    for i, name in enumerate(args.processes.split(",")):
+        if name not in PROCESSES:
+            raise SystemExit(f"error: --processes: unknown run {name!r}; choose from {sorted(PROCESSES)}")
+        out = tmp / f"{i}-{name}"
+        r = {"name": name, **run_process(PROCESSES[name](args, data, out), tmp / f"{i}-{name}.log")}
+        metrics = out / "metrics.json"
+        if metrics.is_file():  # ours: the training loop's own time
+            r["loop_seconds"] = json.loads(metrics.read_text())["train_seconds"]
+        runs.append(r)
+        print(f"{name}: wall {r['wall_seconds']:.1f} s, CPU {r['cpu_seconds']:.1f} s, loop {r['loop_seconds']} s, "
+              f"load {r['load_start']} -> {r['load_end']}", flush=True)
+    best = {}
+    for r in runs:
+        if r["name"] not in best or r["wall_seconds"] < best[r["name"]]["wall_seconds"]:
+            best[r["name"]] = r
+    return {"runs": runs, "best": best}
+
+
+def trained_tokens(args, train_ds) -> dict[str, int]:
+    """Real tokens each trainer trains on per epoch: ours every pair (truncated keeping the response
+    end); TRL the pairs whose prompt + response + eos fit max_length (it drops the rest)."""
+    from rm.formatting import Formatter
+    from rm.model import load_tokenizer
+
+    tokenizer = load_tokenizer(args.backbone)
+    encode = Formatter(tokenizer, args.max_length).encode
+    ours = sum(len(x) for side in ("chosen", "rejected") for x in encode(train_ds["prompt"], train_ds[side]).input_ids)
+    prompts, chosen, rejected = trl_texts(train_ds, tokenizer.sep_token)
+    pairs = zip(trl_ids(tokenizer, prompts, chosen), trl_ids(tokenizer, prompts, rejected))
+    trl = sum(len(a) + len(b) for a, b in pairs if max(len(a), len(b)) <= args.max_length)
+    return {"ours": ours * args.epochs, "trl": trl * args.epochs}
+
+
+def add_mfu(best: dict, tokens: dict, n_matmul: int, peak: float) -> None:
+    """MFU of each run's training loop: 6 · Linear weights · real tokens / loop seconds / peak."""
+    for name, r in best.items():
+        t = tokens["trl" if name.startswith("trl") else "ours"]
+        r["tokens"] = t
+        r["mfu_loop"] = 6 * n_matmul * t / r["loop_seconds"] / peak if r.get("loop_seconds") else None
+
+
+def process_report(best: dict) -> list[str]:
+    """Best wall/CPU seconds of each run and every TRL run's time divided by each of ours."""
+    nan = float("nan")
+    lines = [f"{'run':<14} {'wall s':>8} {'CPU s':>8} {'loop s':>8} {'tokens':>8} {'MFU loop':>9}"]
+    lines += [f"{n:<14} {r['wall_seconds']:>8.1f} {r['cpu_seconds']:>8.1f} {r['loop_seconds'] or nan:>8.1f} "
+              f"{r.get('tokens', 0):>8} {r.get('mfu_loop') or nan:>9.3f}" for n, r in best.items()]
+    for trl in (n for n in best if n.startswith("trl")):
+        for ours in (n for n in best if n.startswith("ours")):
+            lines.append(f"{trl} / {ours}: wall {best[trl]['wall_seconds'] / best[ours]['wall_seconds']:.2f}x, "
+                         f"CPU {best[trl]['cpu_seconds'] / best[ours]['cpu_seconds']:.2f}x")
+    return lines
 
 
 def main(argv=None):
@@ -208,10 +339,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backbone", default=None, help="default: the offline MiniLM")
     parser.add_argument("--runs", default="ours,trl-default,trl-best,ours", help=f"comma list of {list(RUNS)}")
+    parser.add_argument("--processes", default=None,
+                        help=f"whole-process timing instead: comma list of {list(PROCESSES)} (repeat to interleave)")
     args = parser.parse_args(argv)
     args.backbone = args.backbone or default_backbone()
 
     print(machine_line(), flush=True)
+    if args.processes:
+        return main_processes(args)
     dtype = autocast_dtype(default_device()) or torch.float32
     peaks = [matmul_peak(dtype)]
     train_ds, eval_ds = hh_splits(args.train_pairs, args.eval_pairs)
@@ -236,6 +371,39 @@ def main(argv=None):
         f.write(json.dumps(record, default=str) + "\n")
     print(load_line())
     return results
+
+
+def main_processes(args) -> dict:
+    from bench.accuracy import hh_splits
+
+    import torch
+    from transformers import AutoModel
+
+    train_ds, _ = hh_splits(args.train_pairs, 1)
+    tokens = trained_tokens(args, train_ds)
+    n_matmul = matmul_params(AutoModel.from_pretrained(args.backbone))
+    print(f"{len(train_ds)} train pairs, epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}, max length "
+          f"{args.max_length}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; real tokens {tokens}, "
+          f"Linear weights {n_matmul:,}", flush=True)
+    from rm.device import autocast_dtype, default_device
+
+    dtype = autocast_dtype(default_device()) or torch.float32  # the precision rm.train picks here
+    peaks = [matmul_peak(dtype)]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_processes(args, train_ds, Path(tmp))
+    peaks.append(matmul_peak(dtype))
+    result["peak_flops"] = max(peaks)
+    print(f"matmul peak ({str(dtype).removeprefix('torch.')}, 1024^3, {torch.get_num_threads()} threads, best of "
+          f"start/end): {max(peaks) / 1e9:.1f} GFLOP/s")
+    add_mfu(result["best"], tokens, n_matmul, max(peaks))
+    for line in process_report(result["best"]):
+        print(line)
+    OUT.mkdir(parents=True, exist_ok=True)
+    record = {"mode": "processes", "args": vars(args), **result, "machine": machine_line(), "end": load_line()}
+    with open(OUT / "train_vs_trl.jsonl", "a") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+    print(load_line())
+    return result
 
 
 if __name__ == "__main__":

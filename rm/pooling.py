@@ -37,6 +37,26 @@ def pool_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 POOLING: dict[str, Pool] = {"last": pool_last, "mean": pool_mean, "cls": pool_first}
 
 
+# Packed (padding-free) layout: hidden (L, H) holds N sequences end to end, sequence i at
+# rows cu[i]:cu[i+1] of the offsets cu (N+1,) (rm.collate.PackedPairCollator).
+PackedPool = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (L,H), (N+1,) -> (N,H)
+
+
+def packed_mean(hidden: torch.Tensor, cu: torch.Tensor) -> torch.Tensor:
+    """Mean of each sequence's hidden states, summed in fp32."""
+    lengths = (cu[1:] - cu[:-1]).long()  # (N,)
+    segment = torch.repeat_interleave(torch.arange(len(lengths), device=hidden.device), lengths)  # (L,)
+    sums = hidden.new_zeros(len(lengths), hidden.shape[-1], dtype=torch.float32).index_add_(0, segment, hidden.float())
+    return sums / lengths.clamp(min=1).unsqueeze(-1)
+
+
+PACKED_POOLING: dict[str, PackedPool] = {
+    "last": lambda hidden, cu: hidden[cu[1:].long() - 1],
+    "mean": packed_mean,
+    "cls": lambda hidden, cu: hidden[cu[:-1].long()],
+}
+
+
 def pooled_reward(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, head: nn.Linear) -> torch.Tensor:
     """(B,) rewards: pool the hidden states (B,T,H), then the head in fp32 even under autocast."""
     pooled = POOLING[pooling](hidden, mask)  # (B,H)

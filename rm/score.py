@@ -79,7 +79,7 @@ class Scorer:
         self.dtype = autocast_dtype(self.device, precision)
         self.models = [m.eval().to(self.device) for m in models]
         for m in self.models:
-            use_attention(m.body, self.device)
+            use_attention(m.body, self.device, dtype=self.dtype)
         if self.dtype is not None:
             self.models = [cast_matmul_weights(m, self.dtype) for m in self.models]
         self.name = name

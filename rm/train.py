@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from rm.cli import add_dataclass_args, from_dict
-from rm.collate import PairCollator, length_grouped_batches
+from rm.collate import PackedPairCollator, PairCollator, length_grouped_batches
 from rm.defaults import default_backbone
 from rm.device import PRECISIONS, autocast_dtype, default_device, torch_threads, use_attention
 from rm.formatting import Formatter
 from rm.loss import bt_loss, center_loss, decorrelation_loss
 from rm.metrics import all_metrics, fit_temperature
-from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer
+from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer, use_packing
 
 Callback = Callable[[dict], bool | None]  # returns False to stop (see `train`)
 
@@ -81,7 +81,8 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "random seed (member k uses seed + k)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the hardware has it", "choices": list(PRECISIONS)})
     freeze_embeddings: bool = field(default=False, metadata={"help": "keep the token embeddings fixed (less optimiser work, less overfitting)"})
-    attn_implementation: str = field(default="auto", metadata={"help": "attention kernel: auto (eager on CPU, sdpa on GPU), eager or sdpa"})
+    packing: bool = field(default=False, metadata={"help": "padding-free batches: each batch's sequences end to end, attention kept within each sequence (not for an encoder's native cls head, which then pads)"})
+    attn_implementation: str = field(default="auto", metadata={"help": "attention kernel: auto (rm.device.ATTENTION: eager on CPU under bf16, sdpa in fp32 and on GPU), eager or sdpa"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the backbone (fuses element-wise ops; first steps compile)"})
     num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice; 1 helps on a crowded machine)"})
     eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass when evaluating"})
@@ -158,7 +159,8 @@ def _move(batch: dict, device) -> dict:
 
 
 def _forward(model: RewardModel, batch: dict) -> torch.Tensor:
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    keys = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "cu_seq_lens")  # padded or packed
+    inputs = {k: batch[k] for k in keys if k in batch}
     return model(**inputs)  # (2B,) first half chosen, second half rejected
 
 
@@ -262,12 +264,15 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                                config.config_overrides, dropout=config.dropout)
     model.max_length = config.max_length
     tokenizer = model.tokenizer
-    use_attention(model.body, device, config.attn_implementation)
+    use_attention(model.body, device, config.attn_implementation, dtype)
     if config.freeze_embeddings:
         model.body.get_input_embeddings().weight.requires_grad_(False)
     if config.compile:
         model.body.compile(dynamic=True)
-    collate = PairCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+    packing = config.packing and model.packable
+    if packing:
+        use_packing(model)
+    collate = PackedPairCollator() if packing else PairCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     optimizer = _optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -377,7 +382,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
                "n_params": count_parameters(raw), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
                "device": str(device), "best_epoch": best["epoch"] if best else None, "stopped": stopped,
                "n_ties_train": sum(bool(f["tie"]) for f in train_data.features),
-               "num_processes": accelerator.num_processes,
+               "num_processes": accelerator.num_processes, "packing": packing,
                "pairs_per_process": accelerator.gather(torch.tensor([seen_here], device=device)).tolist(),
                **({"diverged": diverged} if diverged else {})}
     temperature = 1.0
@@ -386,6 +391,8 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
         ties = [f["tie"] for f in eval_data.features]
         temperature = fit_temperature(r_c, r_r, ties)
         metrics |= {"n_truncated_eval": eval_data.n_truncated, **all_metrics(r_c, r_r, ties, temperature)}
+    if packing:  # the saved and returned model attends as usual
+        use_attention(raw.body, device, config.attn_implementation, dtype)
     raw.eval()
     if main_process:
         save_member(raw, tokenizer, out, config, metrics, curves, temperature)

@@ -3,7 +3,7 @@ import doctest
 import torch
 
 import rm.collate
-from rm.collate import PairCollator, SequenceCollator, length_grouped_batches, sorted_batches
+from rm.collate import PackedPairCollator, PairCollator, SequenceCollator, length_grouped_batches, sorted_batches
 
 
 def test_docstring_example_runs():
@@ -39,3 +39,15 @@ def test_length_grouped_batches_cover_everything_once_and_group_lengths():
 
 def test_sorted_batches():
     assert sorted_batches([1, 5, 3], 2) == [[1, 2], [0]]
+
+
+def test_packed_collator_lays_sequences_end_to_end_chosen_first():
+    feats = [{"chosen_ids": [1, 2], "rejected_ids": [3], "chosen_types": [0, 1], "rejected_types": [1], "margin": 1.0, "tie": False},
+             {"chosen_ids": [4], "rejected_ids": [5, 6, 7], "chosen_types": [0], "rejected_types": [0, 1, 1], "margin": 0.0, "tie": True}]
+    batch = PackedPairCollator()(feats)
+    assert batch["input_ids"].tolist() == [[1, 2, 4, 3, 5, 6, 7]]
+    assert batch["position_ids"].tolist() == [[0, 1, 0, 0, 0, 1, 2]]
+    assert batch["token_type_ids"].tolist() == [[0, 1, 0, 1, 0, 1, 1]]
+    assert batch["cu_seq_lens"].tolist() == [0, 2, 3, 4, 7] and batch["cu_seq_lens"].dtype == torch.int32
+    assert batch["margin"].tolist() == [1.0, 0.0] and batch["tie"].tolist() == [False, True]
+    assert "attention_mask" not in batch

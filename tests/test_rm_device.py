@@ -20,3 +20,9 @@ def test_auto_follows_the_cpu_probe(monkeypatch):
 def test_unknown_precision():
     with pytest.raises(ValueError, match="precision must be one of"):
         device.autocast_dtype("cpu", "fp8")
+
+
+def test_attention_kernel_follows_device_and_precision():
+    assert device.attention_implementation("cpu", torch.bfloat16) == "eager"
+    assert device.attention_implementation("cpu", None) == "sdpa"
+    assert device.attention_implementation("meta", None) == "sdpa"  # anything else: transformers' default

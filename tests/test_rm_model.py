@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from rm.device import torch_threads
-from rm.model import POOLING, RewardModel, build_reward_model, native_pooling
+from rm.collate import PackedPairCollator, PairCollator
+from rm.model import POOLING, RewardModel, build_reward_model, hf_source, native_pooling, use_packing
 from rm.testing import tiny_backbone, tiny_decoder
 
 
@@ -72,3 +73,45 @@ def test_from_scratch_uses_config_overrides(tmp_path):
     model = build_reward_model(tiny_backbone(tmp_path / "enc"), pooling="mean", from_scratch=True,
                                config_overrides={"num_hidden_layers": 1}, dropout=0.0)
     assert model.config.num_hidden_layers == 1 and model.config.hidden_dropout_prob == 0.0
+
+
+PAIRS = [{"chosen_ids": [2, 40, 41, 42, 3], "rejected_ids": [2, 40, 3], "chosen_types": [0, 0, 0, 1, 1],
+          "rejected_types": [0, 0, 1], "margin": 0.0, "tie": False},
+         {"chosen_ids": [2, 43, 3], "rejected_ids": [2, 44, 45, 46, 47, 3], "chosen_types": [0, 0, 1],
+          "rejected_types": [0, 0, 0, 1, 1, 1], "margin": 0.0, "tie": False}]
+
+
+@pytest.mark.parametrize("kind,pooling", [("enc", "mean"), ("enc", "last"), ("dec", "last"), ("dec", "mean")])
+def test_packed_batches_give_the_padded_rewards_and_gradients(tmp_path, kind, pooling):
+    folder = (tiny_backbone if kind == "enc" else tiny_decoder)(tmp_path / kind)
+    feats = PAIRS if kind == "enc" else [{k: v for k, v in f.items() if "types" not in k} for f in PAIRS]
+    torch.manual_seed(0)
+    model = build_reward_model(folder, pooling)
+    padded = PairCollator(model.tokenizer.pad_token_id, model.tokenizer.padding_side)(feats)
+    padded = {k: padded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in padded}
+    reference = model(**padded)
+    reference.pow(2).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    use_packing(model)
+    packed = PackedPairCollator()(feats)
+    rewards = model(**{k: packed[k] for k in ("input_ids", "position_ids", "cu_seq_lens", "token_type_ids") if k in packed})
+    torch.testing.assert_close(rewards, reference, atol=1e-5, rtol=1e-4)
+    rewards.pow(2).sum().backward()
+    for name, grad in grads.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, atol=1e-5, rtol=1e-3)
+    torch.testing.assert_close(model(**padded), reference)  # padded batches still work after use_packing
+    assert model.packable and model.native == (kind == "dec" and pooling == "last")
+
+
+def test_native_encoder_head_refuses_packed_batches(tmp_path):
+    model = build_reward_model(tiny_backbone(tmp_path / "enc"), pooling="cls")
+    packed = PackedPairCollator()(PAIRS)
+    assert not model.packable
+    with pytest.raises(ValueError, match="train with packing off"):
+        model(packed["input_ids"], position_ids=packed["position_ids"], cu_seq_lens=packed["cu_seq_lens"])
+
+
+def test_hf_source_splits_gguf_paths():
+    assert hf_source("/m/x/SmolLM2.Q4_1.gguf") == ("/m/x", {"gguf_file": "SmolLM2.Q4_1.gguf"})
+    assert hf_source("org/name") == ("org/name", {})

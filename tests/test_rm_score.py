@@ -91,7 +91,7 @@ def test_scorer_matches_the_trainers_autocast_numerics(ensemble):
     prompts, responses = ["what is two plus one?", "hi"], ["good right answer", "no bad wrong answer"]
     scorer = load_scorer(ensemble / "member_0", precision="bf16")
     model = load_rm(ensemble / "member_0")
-    use_attention(model.body, "cpu")
+    use_attention(model.body, "cpu", dtype=torch.bfloat16)
     enc = Formatter(model.tokenizer, model.max_length).encode(prompts, responses)
     expected = []
     for ids, types in zip(enc.input_ids, enc.token_type_ids):

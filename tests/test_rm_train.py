@@ -160,3 +160,18 @@ def test_a_stop_in_an_ensemble_member_trains_no_further_members(tmp_path, setup)
     assert sorted(p.name for p in out.glob("member_*")) == ["member_0"]
     assert json.loads((out / "member_0" / "metrics.json").read_text())["stopped"] is True
     assert json.loads((out / "rmlab_ensemble.json").read_text())["members"] == 1
+
+
+def test_packed_training_follows_the_padded_run(tmp_path, setup):
+    backbone, data = setup
+    losses = {}
+    for packing in (False, True):
+        out = train(TrainConfig(data=str(data), out=str(tmp_path / f"rm{packing}"), backbone=backbone, epochs=1,
+                                batch_size=8, lr=1e-3, max_length=48, eval_fraction=0.25, progress=False,
+                                precision="fp32", packing=packing))
+        curves = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
+        losses[packing] = [c["loss"] for c in curves if c.get("event") != "eval" and "eval_accuracy" not in c]
+        assert json.loads((out / "rmlab_config.json").read_text())["train_config"]["packing"] is packing
+        assert json.loads((out / "metrics.json").read_text())["packing"] is packing  # packed batches were used
+    assert len(losses[True]) == 9
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3, atol=1e-4)
