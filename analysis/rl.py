@@ -498,7 +498,7 @@ def plot_rl(runs: dict[str, RLResult] | RLResult, title: str = "RL against the p
         ax_g.errorbar(c["sqrt_kl"], c["gold"], yerr=c["gold_sem"], marker="o", ms=4, capsize=2, color=color,
                       label=f"{name}: RL")
         fit = run.fit
-        if math.isfinite(fit.alpha) and c["sqrt_kl"].max() > 0:
+        if math.isfinite(fit.alpha) and c["sqrt_kl"].max() > 0 and len(c) >= 4:  # 2 parameters: 3 points fit any curve
             d = np.linspace(1e-3, c["sqrt_kl"].max() * 1.05, 100)
             ax_g.plot(d, c["gold"].iloc[0] + d * (fit.alpha - fit.beta * np.log(d)), ls=":", color=color,
                       label=f"{name}: fit α={fit.alpha:.3g} β={fit.beta:.3g} R²={fit.r2:.2f}")
@@ -506,6 +506,7 @@ def plot_rl(runs: dict[str, RLResult] | RLResult, title: str = "RL against the p
                 ax_g.axvline(fit.d_star, ls=":", color=color, lw=0.8)
         if run.bon is not None:
             b = run.bon.curves
+            b = b[b["selector"] == b["selector"].iloc[0]]  # the plain proxy selector
             b0 = b["proxy"].iloc[0] if gain else 0.0
             ax_p.plot(b["sqrt_kl"], b["proxy"] - b0, ls="--", marker="s", ms=3, color=color, alpha=0.7,
                       label=f"{name}: best-of-n")
