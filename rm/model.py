@@ -186,7 +186,7 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
         body = (auto.from_config(config, **kwargs) if from_scratch
                 else auto.from_pretrained(source, config=config, **gguf, **kwargs))
     quantizer = getattr(body, "hf_quantizer", None)
-    if gguf and quantizer is not None and quantizer.quantization_config.dequantize:
+    if gguf and quantizer is not None and all(p.is_floating_point() for p in body.parameters()):
         quantizer.remove_quantization_config(body)  # de-quantized on load: a plain model that saves as such
     head = None if native else nn.Linear(config.get_text_config().hidden_size, 1)
     if head is not None:
