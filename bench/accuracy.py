@@ -282,17 +282,64 @@ def save_rewards(path: Path, r_c: np.ndarray, r_r: np.ndarray) -> None:
     np.savez(path, r_chosen=r_c, r_rejected=r_r)
 
 
+def load_rewards(spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """'file.npz' (every member) or 'file.npz:0,2' (those members): (K, N) chosen and rejected rewards."""
+    path, _, members = spec.partition(":")
+    with np.load(path) as f:
+        r_c, r_r = f["r_chosen"], f["r_rejected"]
+    keep = [int(k) for k in members.split(",")] if members else list(range(len(r_c)))
+    return r_c[keep], r_r[keep]
+
+
+def combine(specs: list[str]) -> dict:
+    """Metrics of the mean reward over the members of saved runs (same eval pairs): a free ensemble."""
+    from rm.metrics import accuracy
+
+    loaded = [load_rewards(spec) for spec in specs]
+    r_c, r_r = np.concatenate([c for c, _ in loaded]), np.concatenate([r for _, r in loaded])
+    return {"variant": "combine:" + "+".join(Path(s).name for s in specs), "members": len(r_c), "n_eval": r_c.shape[1],
+            **calibration(r_c.mean(0), r_r.mean(0)), "member_accuracy": [accuracy(c, r) for c, r in zip(r_c, r_r)]}
+
+
+def score_checkpoints(folder: Path, eval_ds, max_length: int, rewards_file: Path) -> dict:
+    """Score the member_k checkpoints a (possibly interrupted) run saved in `folder` on eval_ds."""
+    from rm.checkpoint import load_rm
+    from rm.collate import PairCollator
+    from rm.device import autocast_dtype
+    from rm.metrics import accuracy
+    from rm.score import ensemble_members
+    from rm.train import pair_rewards
+
+    rewards = []
+    for member in ensemble_members(folder) or [folder]:
+        model = load_rm(member)
+        device = next(model.parameters()).device
+        eval_data = pair_data(ENCODINGS["pair-keep-end"](model.tokenizer, max_length), eval_ds)
+        collate = PairCollator(model.tokenizer.pad_token_id, model.tokenizer.padding_side)
+        rewards.append(pair_rewards(model, eval_data, collate, 64, device, autocast_dtype(device)))
+    r_c, r_r = (np.stack([r[i] for r in rewards]) for i in (0, 1))
+    save_rewards(rewards_file, r_c, r_r)
+    return {"variant": f"checkpoints:{folder.name}", "members": len(rewards), "n_eval": r_c.shape[1],
+            **calibration(r_c.mean(0), r_r.mean(0)), "member_accuracy": [accuracy(c, r) for c, r in zip(r_c, r_r)],
+            "first_k_accuracy": [accuracy(r_c[:k].mean(0), r_r[:k].mean(0)) for k in range(1, len(rewards) + 1)]}
+
+
 def format_row(r: dict) -> str:
+    speed = f"{r['pairs_per_s']:.2f} pairs/s  cut {r['truncated_train']}/{r['n_train']}" if "pairs_per_s" in r else ""
     return (f"{r['variant']:<28} acc {r['accuracy']:.3f}  ece {r['ece']:.3f} -> {r['ece_scaled_in_sample']:.3f} "
-            f"(cross-fit {r['ece_scaled_cross_fit']:.3f}, T {r['temperature']:.2f})  "
-            f"{r['pairs_per_s']:.2f} pairs/s  cut {r['truncated_train']}/{r['n_train']}"
+            f"(cross-fit {r['ece_scaled_cross_fit']:.3f}, T {r['temperature']:.2f}, log-loss scaled "
+            f"{r['log_loss_scaled']:.4f})  {speed}"
             + (f"  members {' '.join(f'{a:.3f}' for a in r['member_accuracy'])}, first k "
-               f"{' '.join(f'{a:.3f}' for a in r['first_k_accuracy'])}" if r["members"] > 1 else ""))
+               f"{' '.join(f'{a:.3f}' for a in r.get('first_k_accuracy', []))}" if r["members"] > 1 else ""))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=sorted(SPLITS))
+    parser.add_argument("dataset", choices=[*sorted(SPLITS), "combine"],
+                        help="combine: metrics of the mean reward of saved runs (--rewards)")
+    parser.add_argument("--rewards", default=None, help="combine: comma list of bench/out/rewards/*.npz[:k;k] files")
+    parser.add_argument("--score-checkpoints", default=None,
+                        help="score the member_k checkpoints a run saved in this folder instead of training")
     parser.add_argument("--variants", default="base", help=f"comma list of {sorted(VARIANTS)} (+key=value overrides)")
     parser.add_argument("--train-pairs", type=int, default=None, help="hh default 1800; ukp default all 24 topics")
     parser.add_argument("--eval-pairs", type=int, default=None, help="hh default 512; ukp default all 8 topics")
@@ -303,6 +350,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     print(machine_line(), flush=True)
+    if args.dataset == "combine":
+        r = combine([spec.replace(";", ",") for spec in args.rewards.split(",")])
+        print(format_row(r))
+        with open(OUT / "accuracy.jsonl", "a") as f:
+            f.write(json.dumps(r | {"dataset": "combine", "tag": args.tag}) + "\n")
+        return [r]
     defaults = {"hh": (1800, 512, 2), "ukp": (None, None, 1)}[args.dataset]
     n_train = args.train_pairs if args.train_pairs is not None else defaults[0]
     n_eval = args.eval_pairs if args.eval_pairs is not None else defaults[1]
@@ -311,6 +364,13 @@ def main(argv=None):
             "progress": False}
     print(f"{args.dataset}: {len(train_ds)} train pairs, {len(eval_ds)} eval pairs, base {base}", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.score_checkpoints:
+        folder = Path(args.score_checkpoints)
+        r = score_checkpoints(folder, eval_ds, base["max_length"], OUT / "rewards" / f"{args.dataset}_{folder.name}_scored.npz")
+        print(format_row(r))
+        with open(OUT / "accuracy.jsonl", "a") as f:
+            f.write(json.dumps(r | {"dataset": args.dataset, "tag": args.tag}) + "\n")
+        return [r]
     results = []
     for spec in args.variants.split(","):
         key = re.sub(r"[^\w.=+-]", "_", f"{args.dataset}_{spec}{args.tag and '_' + args.tag}")
