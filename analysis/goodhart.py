@@ -148,13 +148,14 @@ def fit_gold(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
 
 def fit_gold_rl(d: Sequence[float], gain: Sequence[float]) -> GoldFit:
     """RL form: gain = d(α - β log d) (d log d -> 0 at d = 0). The peak, where α - β log d - β = 0,
-    is d* = exp(α/β - 1) when β > 0. Needs 3 or more points."""
+    is d* = exp(α/β - 1) when β > 0; with α <= 0 as well it lies below d = e^-1 and gains at most
+    β·d*, so it is reported only when α > 0 (else gold falls from the start). Needs 3 or more points."""
     d, gain = np.asarray(d, dtype=np.float64), np.asarray(gain, dtype=np.float64)
     if len(d) < 3:
         return GoldFit(math.nan, math.nan, math.nan, None, None, None, "rl")
     d_log_d = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
     alpha, beta, r2 = _lstsq_fit(np.stack([d, -d_log_d], axis=1), gain)
-    if beta > 0:
+    if beta > 0 and alpha > 0:
         d_star = math.exp(alpha / beta - 1)
         return GoldFit(alpha, beta, r2, d_star, d_star ** 2, None, "rl")
     return GoldFit(alpha, beta, r2, None, None, None, "rl")

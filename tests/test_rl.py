@@ -172,6 +172,8 @@ def test_gao_rl_fit_recovers_alpha_beta_and_the_peak():
     assert abs(fit.d_star - d_peak) <= d[1]  # the fitted peak is where the curve is highest
     rising = fit_gold_rl(d, 0.3 * d + 0.2 * d * np.log(np.where(d > 0, d, 1)))
     assert rising.beta == pytest.approx(-0.2) and rising.d_star is None
+    falling = fit_gold_rl(d, d * (-0.2 - 0.01 * np.log(np.where(d > 0, d, 1))))
+    assert falling.alpha == pytest.approx(-0.2) and falling.d_star is None  # gold falls from the start
     assert math.isnan(fit_gold_rl(d[:2], d[:2]).alpha)
 
 
