@@ -55,3 +55,19 @@ def test_compare_runs_reports_peak_and_final_gold():
     assert table.loc["a", ["gold_peak", "peak_step", "peak_sqrt_kl", "gold_final", "proxy_gain"]].tolist() == [
         0.3, 5, 1.0, 0.2, 2.0]
     assert table.loc["b", "peak_step"] == 10 and table.loc["b", "kl_final"] == 1.0 and table.loc["a", "d_star"] == 2.7
+
+
+def test_disjoint_ensemble_members_split_the_pairs(tmp_path):
+    from rm.testing import tiny_backbone
+    from rm.train import ENSEMBLE_DATA, TrainConfig, train
+
+    parts = [ENSEMBLE_DATA["disjoint"](31, k, 3, 5) for k in range(3)]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(31)) and [len(p) for p in parts] == [11, 10, 10]
+    assert len(ENSEMBLE_DATA["bootstrap"](31, 0, 3, 5)) == 31 and ENSEMBLE_DATA["same"](4, 1, 3, 0).tolist() == [0, 1, 2, 3]
+    length_biased(30, 2).to_json(tmp_path / "p.jsonl", orient="records", lines=True)
+    out = train(TrainConfig(data=str(tmp_path / "p.jsonl"), out=str(tmp_path / "ens"), backbone=tiny_backbone(tmp_path / "bb"),
+                            ensemble=3, ensemble_data="disjoint", batch_size=8, max_length=32, eval_fraction=0,
+                            progress=False))
+    assert [json.loads((out / f"member_{k}" / "metrics.json").read_text())["n_train"] for k in range(3)] == [10, 10, 10]
+    with pytest.raises(ValueError, match="ensemble-data must be one of"):
+        train(TrainConfig(data=str(tmp_path / "p.jsonl"), ensemble_data="halves"))
