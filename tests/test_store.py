@@ -338,15 +338,16 @@ def test_fast_labels_are_flagged_by_min_seconds(make_store):
 def test_rate_limit_refuses_a_burst_across_processes(make_store):
     store = make_store(tiny_tasks(pairs=5, triads=0, agreement=0, gold=0), rate_limit=3, rate_window=60)
     other = make_store(rate_limit=3, rate_window=60)  # another server on the same database
-    labelled = []
+    labelled, start = [], time.monotonic()
     for s in (store, other, store):
         a = s.next_assignment("ann")
         labelled.append(s.submit(a.id, "ann", "left"))
     a = other.next_assignment("ann")
     with pytest.raises(RateLimited, match=r"^3 labels in the last 60 seconds is faster than anyone reads; "
-                                          r"wait (59|60) s, then submit again \(the limit is RMLAB_RATE_LIMIT=3/60\)$") as info:
+                                          r"wait \d+ s, then submit again \(the limit is RMLAB_RATE_LIMIT=3/60\)$") as info:
         other.submit(a.id, "ann", "left")
-    assert 59 < info.value.retry_after <= 60
+    # the oldest of the 3 leaves the window 60 s after it was stored (however slow this machine is)
+    assert 60 - (time.monotonic() - start) - 1 <= info.value.retry_after <= 60
     assert isinstance(info.value, ValueError)  # shown like any other refusal
     assert len(store.labels()) == 3 and store.assignment(a.id).status == "served"
     assert store.submit(labelled[0].assignment_id, "ann", "right") == labelled[0]  # a repeat is not new
