@@ -235,13 +235,19 @@ PROCESSES = {
 }
 
 
-def write_pairs(ds, folder: Path) -> Path:
-    """The training pairs as the one JSONL file of `folder` (prompt, chosen, rejected): both read it."""
+def write_pairs(n: int, folder: Path) -> Path:
+    """The first n hh-rlhf rows as they are in the file (chosen/rejected transcripts) as the one
+    JSONL file of `folder`: rm.data splits off the prompt (as bench/accuracy.hh_splits), TRL reads
+    the transcripts as implicit-prompt pairs (its prompt + response)."""
+    import gzip
+    from itertools import islice
+
+    from bench.accuracy import HH_FILE
+
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "train.jsonl"
-    with open(path, "w") as f:
-        for row in ds.select_columns(["prompt", "chosen", "rejected"]):
-            f.write(json.dumps(row) + "\n")
+    with gzip.open(HH_FILE, "rt") as src, open(path, "w") as f:
+        f.writelines(islice(src, n))
     return path
 
 
@@ -266,13 +272,15 @@ def run_process(command: list[str], log: Path) -> dict:
 
 def run_processes(args, train_ds, tmp: Path) -> dict:
     """Each name in args.processes once, in order; best (least wall time) of each name compared."""
-    data = write_pairs(train_ds, tmp / "data")
+    data = write_pairs(len(train_ds), tmp / "data")
     runs = []
     for i, name in enumerate(args.processes.split(",")):
         if name not in PROCESSES:
             raise SystemExit(f"error: --processes: unknown run {name!r}; choose from {sorted(PROCESSES)}")
         out = tmp / f"{i}-{name}"
-        r = {"name": name, **run_process(PROCESSES[name](args, data, out), tmp / f"{i}-{name}.log")}
+        log = OUT / "logs" / f"train_vs_trl-{i}-{name}.log"  # kept: a failed run's output outlives tmp
+        log.parent.mkdir(parents=True, exist_ok=True)
+        r = {"name": name, **run_process(PROCESSES[name](args, data, out), log)}
         metrics = out / "metrics.json"
         if metrics.is_file():  # ours: the training loop's own time
             r["loop_seconds"] = json.loads(metrics.read_text())["train_seconds"]
