@@ -8,6 +8,7 @@ dataclass of components), module-level handlers bound to the `App`, and `wire` (
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,14 @@ def page_head() -> str:
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **kwargs: Any):
-    """Launch with the app's theme, CSS and keyboard shortcuts (gradio 6 takes them here)."""
-    return demo.queue(default_concurrency_limit=8).launch(
+    """Launch with the app's theme, CSS and keyboard shortcuts (gradio 6 takes them here).
+
+    Two queue settings keep a label call cheap under a crowd (bench/label_load.py): Gradio's
+    monitoring summary (a pandas DataFrame of the last 10,000 events, rebuilt after every event
+    by default) is rebuilt every 1,000 events instead, and queue positions go out once a second
+    rather than to every waiting client whenever any event starts.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")  # read by demo.queue()
+    return demo.queue(default_concurrency_limit=8, status_update_rate=1.0).launch(
         server_name=host, server_port=port, share=share, css=(STATIC / "app.css").read_text(encoding="utf-8"),
         head=page_head(), theme=gr.themes.Soft(), footer_links=["api"], **kwargs)
