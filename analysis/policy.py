@@ -20,6 +20,7 @@ than fp32 weights under bf16 autocast on AVX512-BF16), else fp32.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Callable, Sequence
 import torch
 
 from rm.defaults import package_folder, resolve_default
+from rm.gguf import plain_copy
 from rm.device import torch_threads
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -116,7 +118,9 @@ def _stop_ids(model, tokenizer) -> tuple[int, ...]:
 
 @lru_cache(maxsize=2)
 def load_policy(spec: str | Path | tuple[str, str] | None = None, precision: str = "auto") -> Policy:
-    """Load (once per spec and precision) the policy model and tokenizer, in eval mode."""
+    """Load (once per spec and precision) the policy model and tokenizer, in eval mode. A `.gguf`
+    policy is de-quantized on its first load only and read back from a plain copy after that
+    (`rm.gguf.plain_copy`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rm.device import autocast_dtype, default_device
@@ -125,6 +129,10 @@ def load_policy(spec: str | Path | tuple[str, str] | None = None, precision: str
     device = default_device()
     dtype = autocast_dtype(device, precision) or torch.float32
     kwargs = {"gguf_file": gguf} if gguf else {}
+    if gguf and (copy := plain_copy(Path(folder) / gguf, lambda: (
+            AutoModelForCausalLM.from_pretrained(folder, **kwargs), AutoTokenizer.from_pretrained(folder, **kwargs)),
+            kind="causal-lm")) is not None:
+        folder, kwargs = str(copy), {}  # de-quantized once, then a plain safetensors read (rm.gguf)
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     tokenizer.padding_side = "left"  # decoder batches: prompts end where generation begins
     if tokenizer.pad_token is None:
@@ -169,15 +177,58 @@ def chunk_rows(n_prompts: int, n: int, batch_size: int) -> list[list[int]]:
     return [rows[s:s + batch_size] for s in range(0, len(rows), batch_size)]
 
 
+def decoder_stack(model):
+    """The module holding a causal LM's transformer blocks (`.layers`) and final norm (`.norm`),
+    through a peft wrapper; None for a layout without them."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+    return decoder if hasattr(decoder, "layers") and hasattr(decoder, "norm") else None
+
+
+@dataclass
+class BlockTrace:
+    """Filled by `sample_rows(..., trace=)`: the hidden states entering decoder block `block` at
+    every prompt and response token of each sample row, recorded while decoding (RL's shared
+    frozen blocks then need no second forward pass)."""
+
+    block: int
+    prompt: torch.Tensor | None = None  # (R, P, H) each row's prompt, left padded
+    prompt_mask: torch.Tensor | None = None  # (R, P) 1 on real prompt tokens
+    response: torch.Tensor | None = None  # (R, T, H) response token t of row r at [r, t]; a row's
+    #   last token is never fed back, so its entry may stay 0 (nothing reads it: causal attention)
+
+    @contextmanager
+    def recording(self, model):
+        """Inside, every forward call's input to block `block` is appended to `self.calls`."""
+        self.calls: list[torch.Tensor] = []
+        hook = lambda module, args, kwargs: self.calls.append(  # noqa: E731
+            (args[0] if args else kwargs["hidden_states"]).detach())
+        handle = decoder_stack(model).layers[self.block].register_forward_pre_hook(hook, with_kwargs=True)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+
 # Drop finished rows from the batch once this share of it has finished: each drop copies the
 # whole KV cache, so it pays only when enough rows go at once.
 PRUNE_SHARE = 0.125
 
 
-@torch.inference_mode()
 def sample_rows(policy: Policy, texts: Sequence[str], rows: Sequence[int], max_new_tokens: int,
-                temperature: float, top_p: float, generator: torch.Generator) -> list[Sample]:
-    """One decode batch: a sample for each entry of `rows` (an index into `texts`).
+                temperature: float, top_p: float, generator: torch.Generator,
+                trace: BlockTrace | None = None) -> list[Sample]:
+    """One decode batch: a sample for each entry of `rows` (an index into `texts`). With `trace`,
+    the hidden states entering block `trace.block` are recorded into it (see `BlockTrace`)."""
+    with trace.recording(policy.model) if trace is not None else nullcontext():
+        return _sample_rows(policy, texts, rows, max_new_tokens, temperature, top_p, generator, trace)
+
+
+@torch.inference_mode()
+def _sample_rows(policy: Policy, texts: Sequence[str], rows: Sequence[int], max_new_tokens: int,
+                 temperature: float, top_p: float, generator: torch.Generator,
+                 trace: BlockTrace | None) -> list[Sample]:
+    """`sample_rows`' decode loop.
 
     Each distinct text is prefilled once; its KV cache is then gathered into the rows that
     sample from it. The cache is static (preallocated, written in place: a growing cache
@@ -196,8 +247,11 @@ def sample_rows(policy: Policy, texts: Sequence[str], rows: Sequence[int], max_n
     cache = StaticCache(config=model.config, max_cache_len=prompt_len + max_new_tokens)
     out = model(input_ids=enc["input_ids"], attention_mask=mask,
                 position_ids=(enc["attention_mask"].cumsum(-1) - 1).clamp(min=0),
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
+                cache=cache, use_cache=True, logits_to_keep=1)
     gather = torch.tensor([unique.index(i) for i in rows], device=device)  # (R,) row -> prefilled text
+    if trace is not None:
+        trace.prompt, trace.prompt_mask = trace.calls[0][gather], enc["attention_mask"][gather]
+        trace.response = trace.prompt.new_zeros(len(rows), max_new_tokens, trace.prompt.shape[-1])
     cache.reorder_cache(gather)
     logits = out.logits[gather, -1].float()  # (R, V)
     mask = mask[gather]  # (R, L+T)
@@ -237,7 +291,9 @@ def sample_rows(policy: Policy, texts: Sequence[str], rows: Sequence[int], max_n
         position = position + 1
         mask[:, prompt_len + step] = 1
         out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=position,
-                    past_key_values=cache, use_cache=True)
+                    cache=cache, use_cache=True)
+        if trace is not None:  # the state of response token `step` of each row still in the batch
+            trace.response[live.to(device), step] = trace.calls[-1][:, 0]
         logits = out.logits[:, -1].float()
     samples = []
     for r in range(n_rows):

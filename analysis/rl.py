@@ -50,6 +50,7 @@ import torch
 
 from analysis.goodhart import GoldFit, GoodhartResult, analyze, fit_gold_rl
 from analysis.gold import GOLD_CHECKERS, PROMPT_SOURCES, endorsement
+from analysis.policy import decoder_stack
 
 ProgressFn = Callable[[int, int, dict], None]  # (step done, total steps, latest record)
 StopFn = Callable[[], bool]  # True: stop after the current step
@@ -88,11 +89,57 @@ def token_batch(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_
     return TokenBatch(*(t.to(device) if device else t for t in (ids, attn, pos, ids[:, -T:], mask)))
 
 
-def response_logits(model, batch: TokenBatch) -> torch.Tensor:
-    """(B, T, V) float32 logits predicting each of the last T tokens (the responses)."""
+@dataclass
+class Shared:
+    """Hidden states entering block `cut` of the decoder, (B, L, H): the blocks below `cut` carry
+    no adapters, so π and π_ref compute the same states there and need them only once."""
+
+    hidden: torch.Tensor
+    cut: int
+
+
+def frozen_blocks(model) -> int:
+    """How many blocks at the bottom of the decoder hold nothing trainable (0: unknown layout)."""
+    decoder = decoder_stack(model)
+    if decoder is None:
+        return 0
+    trains = [any(p.requires_grad for p in block.parameters()) for block in decoder.layers]
+    return trains.index(True) if True in trains else 0
+
+
+@contextmanager
+def only_blocks(model, start: int, stop: int | None, final_norm: bool):
+    """Inside, the decoder runs blocks start..stop-1 only, and its final norm only if `final_norm`."""
+    decoder = decoder_stack(model)
+    layers, norm = decoder.layers, decoder.norm
+    decoder.layers = torch.nn.ModuleList(list(layers)[start:stop])
+    if not final_norm:
+        decoder.norm = torch.nn.Identity()
+    try:
+        yield
+    finally:
+        decoder.layers, decoder.norm = layers, norm
+
+
+def shared_states(model, batch: TokenBatch) -> Shared | None:
+    """The frozen blocks' output for `batch`, computed once (no gradient); None when nothing is frozen."""
+    cut = frozen_blocks(model)
+    if cut == 0:
+        return None
+    with torch.no_grad(), only_blocks(model, 0, cut, final_norm=False):
+        out = decoder_stack(model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                              position_ids=batch.position_ids, use_cache=False)
+    return Shared(out.last_hidden_state, cut)
+
+
+def response_logits(model, batch: TokenBatch, shared: Shared | None = None) -> torch.Tensor:
+    """(B, T, V) float32 logits predicting each of the last T tokens (the responses); with `shared`,
+    only the blocks above `shared.cut` run, on its hidden states."""
     T = batch.targets.shape[1]
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                use_cache=False, logits_to_keep=T + 1)
+    inputs = {"input_ids": batch.input_ids} if shared is None else {"inputs_embeds": shared.hidden}
+    with nullcontext() if shared is None else only_blocks(model, shared.cut, None, final_norm=True):
+        out = model(**inputs, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                    use_cache=False, logits_to_keep=T + 1)
     return out.logits[:, :-1].float()  # position t predicts token t+1: drop the last
 
 
@@ -252,7 +299,8 @@ def _grad_mode(enabled: bool):
 
 @dataclass
 class Rollouts:
-    """Samples of one batch: prompts and responses as text and tokens, with per-sample log-probs."""
+    """Samples of one batch: prompts and responses as text and tokens, with per-sample log-probs,
+    and (when the policy has frozen blocks) the states entering the lowest adapted block."""
 
     prompts: list[str]
     responses: list[str]
@@ -260,28 +308,52 @@ class Rollouts:
     response_ids: list[list[int]]
     n_tokens: np.ndarray
     finished: np.ndarray
+    trace: Any = field(default=None, repr=False)  # analysis.policy.BlockTrace or None
 
 
 def rollouts(policy, prompts: list[str], n: int, max_new_tokens: int, generator: torch.Generator) -> Rollouts:
-    """`n` samples of each prompt from the policy at temperature 1 (prompt-major order)."""
-    from analysis.policy import chat_text, sample_rows
+    """`n` samples of each prompt from the policy at temperature 1 (prompt-major order). When the
+    bottom blocks are frozen, the decode records the states entering the first trainable block."""
+    from analysis.policy import BlockTrace, chat_text, sample_rows
 
     texts = [chat_text(policy.tokenizer, p) for p in prompts]
     rows = [i for i in range(len(prompts)) for _ in range(n)]
-    samples = sample_rows(policy, texts, rows, max_new_tokens, 1.0, 1.0, generator)
+    cut = frozen_blocks(policy.model)
+    trace = BlockTrace(cut) if cut else None
+    samples = sample_rows(policy, texts, rows, max_new_tokens, 1.0, 1.0, generator, trace)
     ids = [policy.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     return Rollouts([prompts[i] for i in rows], [s.text for s in samples], [ids[i] for i in rows],
                     [list(s.tokens) for s in samples], np.array([s.n_tokens for s in samples]),
-                    np.array([s.finished for s in samples]))
+                    np.array([s.finished for s in samples]), trace)
 
 
-def logprobs_and_kl(model, batch: TokenBatch, grad: bool, rao_blackwell: bool = False):
-    """(log π per token (B, T), log π_ref per token, KL_rb (B,) or None); grad only through log π."""
+def traced_states(roll: Rollouts, batch: TokenBatch) -> Shared | None:
+    """The frozen blocks' output for `batch` (built from `roll`), taken from what the decode recorded
+    rather than computed again; None when nothing was recorded."""
+    trace = roll.trace
+    if trace is None:
+        return None
+    width = batch.input_ids.shape[1]
+    hidden = trace.prompt.new_zeros(batch.input_ids.shape[0], width, trace.prompt.shape[-1])
+    for i, (p, r) in enumerate(zip(roll.prompt_ids, roll.response_ids)):
+        if int(trace.prompt_mask[i].sum()) != len(p):
+            raise RuntimeError(f"row {i}: the decode's prompt has {int(trace.prompt_mask[i].sum())} tokens, "
+                               f"the batch's {len(p)}")
+        hidden[i, width - len(p) - len(r):width - len(r)] = trace.prompt[i, trace.prompt.shape[1] - len(p):]
+        hidden[i, width - len(r):] = trace.response[i, :len(r)]
+    return Shared(hidden.to(batch.input_ids.device), trace.block)
+
+
+def logprobs_and_kl(model, batch: TokenBatch, grad: bool, rao_blackwell: bool = False,
+                    shared: Shared | None = None):
+    """(log π per token (B, T), log π_ref per token, KL_rb (B,) or None); grad only through log π.
+    The blocks below the lowest adapter run once for both (`shared`, else `shared_states`)."""
+    shared = shared if shared is not None else shared_states(model, batch)
     with _grad_mode(grad):
-        logits = response_logits(model, batch)
+        logits = response_logits(model, batch, shared)
         logp = token_logprobs(logits, batch)
     with torch.no_grad(), reference(model):
-        logits_ref = response_logits(model, batch)
+        logits_ref = response_logits(model, batch, shared)
         logp_ref = token_logprobs(logits_ref, batch)
     kl_rb = kl_rao_blackwell(logits.detach(), logits_ref, batch.mask) if rao_blackwell else None
     return logp, logp_ref, kl_rb
@@ -318,7 +390,8 @@ def evaluate(policy, proxy, gold, prompts: list[str], config: RLConfig, step: in
     roll = rollouts(policy, prompts, config.n_eval, config.max_new_tokens, generator)
     device = next(policy.model.parameters()).device
     batch = token_batch(roll.prompt_ids, roll.response_ids, policy.tokenizer.pad_token_id, device)
-    logp, logp_ref, kl_rb = logprobs_and_kl(policy.model, batch, grad=False, rao_blackwell=True)
+    logp, logp_ref, kl_rb = logprobs_and_kl(policy.model, batch, grad=False, rao_blackwell=True,
+                                            shared=traced_states(roll, batch))
     p = proxy.score(roll.prompts, roll.responses)
     return pd.DataFrame({
         "step": step, "prompt_index": np.repeat(np.arange(len(prompts)), config.n_eval),
@@ -347,7 +420,7 @@ def train_step(policy, optimizer, proxy, prompts: list[str], config: RLConfig, s
     roll = rollouts(policy, prompts, config.k, config.max_new_tokens, generator)
     device = next(policy.model.parameters()).device
     batch = token_batch(roll.prompt_ids, roll.response_ids, policy.tokenizer.pad_token_id, device)
-    logp, logp_ref, _ = logprobs_and_kl(policy.model, batch, grad=True)
+    logp, logp_ref, _ = logprobs_and_kl(policy.model, batch, grad=True, shared=traced_states(roll, batch))
     scores = proxy.score(roll.prompts, roll.responses)
     goal = torch.tensor(objective(scores, roll.prompts, roll.responses, config.lam, config.honesty_gamma),
                         dtype=torch.float32, device=device)  # (B,)

@@ -213,6 +213,72 @@ def tiny_config(tmp_path, **kw):
     return R.RLConfig(**{**base, **kw})
 
 
+def test_frozen_blocks_run_once_and_give_the_full_forward_logits_and_gradients(tmp_path):
+    """With adapters on the top 2 of 4 blocks only, the shared bottom states give the same logits as
+    the full forward, with adapters on and off, and the same adapter gradients."""
+    from analysis.policy import load_policy
+    from rm.testing import tiny_decoder
+
+    torch.manual_seed(0)
+    base = load_policy.__wrapped__(tiny_decoder(tmp_path / "p4", layers=4), "fp32")
+    model = R.with_lora(base, r=4, alpha=8, seed=0, layers=2).model
+    with torch.no_grad():  # adapters away from their zero start, so π differs from π_ref
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.5)
+    assert R.frozen_blocks(model) == 2
+    batch = R.token_batch([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]], pad_id=base.tokenizer.pad_token_id)
+    shared = R.shared_states(model, batch)
+    assert shared.cut == 2 and shared.hidden.shape == (2, 5, 32) and not shared.hidden.requires_grad
+
+    def logits_and_grads(shared):
+        model.zero_grad()
+        logits = R.response_logits(model, batch, shared)
+        R.token_logprobs(logits, batch).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        with torch.no_grad(), R.reference(model):
+            ref = R.response_logits(model, batch, shared)
+        return logits.detach(), ref, grads
+
+    full, full_ref, full_grads = logits_and_grads(None)
+    split, split_ref, split_grads = logits_and_grads(shared)
+    torch.testing.assert_close(split, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(split_ref, full_ref, atol=1e-5, rtol=1e-5)
+    assert (full - full_ref).abs().max() > 1e-2  # the adapters matter: the check has teeth
+    assert full_grads.keys() == split_grads.keys() and len(full_grads) > 0
+    for name in full_grads:
+        torch.testing.assert_close(split_grads[name], full_grads[name], atol=1e-5, rtol=1e-4)
+    assert len(R.decoder_stack(model).layers) == 4  # the blocks are put back
+
+
+def test_states_recorded_while_decoding_match_the_frozen_blocks_forward(tmp_path):
+    """The decode loop's recorded block inputs, laid out like the teacher-forcing batch, equal the
+    frozen blocks' own forward at every position a logit is read from (each row's last token is never
+    fed back), so the policy and reference log-probs come out the same."""
+    from analysis.policy import load_policy
+    from rm.testing import tiny_decoder
+
+    torch.manual_seed(0)
+    base = load_policy.__wrapped__(tiny_decoder(tmp_path / "p4", layers=4), "fp32")
+    policy = R.with_lora(base, r=4, alpha=8, seed=0, layers=2)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.5)
+    roll = R.rollouts(policy, ["what is two plus two", "say yes please"], 3, 7, torch.Generator().manual_seed(1))
+    assert roll.trace is not None and roll.trace.block == 2 and len(set(map(len, roll.response_ids))) > 1
+    batch = R.token_batch(roll.prompt_ids, roll.response_ids, base.tokenizer.pad_token_id)
+    traced, computed = R.traced_states(roll, batch), R.shared_states(policy.model, batch)
+    read = batch.attention_mask.bool().clone()
+    read[:, -1] = False  # the last token of every row: no logit read from it is kept
+    torch.testing.assert_close(traced.hidden[read], computed.hidden[read], atol=1e-5, rtol=1e-5)
+    from_trace = R.logprobs_and_kl(policy.model, batch, grad=False, rao_blackwell=True, shared=traced)
+    from_forward = R.logprobs_and_kl(policy.model, batch, grad=False, rao_blackwell=True)
+    for a, b in zip(from_trace, from_forward):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert from_forward[2].abs().max() > 1e-3  # π and π_ref differ: the comparison has teeth
+
+
 def test_tiny_rl_run_raises_the_proxy_and_logs_kl(tmp_path, tiny_policy):
     calls = []
     config = tiny_config(tmp_path)
