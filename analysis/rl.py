@@ -11,7 +11,11 @@ on-policy gradient step on
 
 where objective = proxy mean - λ·proxy std (λ > 0 needs an ensemble proxy) - γ·endorsement
 of a false claim (`analysis.gold.endorsement`; the honesty penalty). The reference π_ref is
-the same model with its adapters switched off, so no second copy is held.
+the same model with its adapters switched off, so no second copy is held. With adapters on the
+top `lora_layers` blocks only, π and π_ref agree on the blocks below: the decode records the
+hidden states entering the lowest adapted block while it samples, and both log-probability
+passes run only the adapted blocks on them (`traced_states`; a 30-step SmolLM2 curve went from
+about 820 s to 375 s on 2 cores, bench/README.md).
 
 Every `eval_every` steps (and at step 0), on held-out prompts, `n_eval` samples per prompt
 are scored by the proxy and the gold, and the sequence-level KL(π‖π_ref) is estimated:
