@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import torch
 
 from rm.defaults import package_folder, resolve_default
-from rm.gguf import plain_copy
+from rm.gguf import hf_source, plain_copy
 from rm.device import torch_threads
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -93,10 +93,8 @@ def resolve_spec(spec: str | Path | tuple[str, str] | None) -> tuple[str, str | 
         return default_policy()
     if isinstance(spec, tuple):
         return str(spec[0]), spec[1]
-    path = Path(spec)
-    if path.suffix == ".gguf":
-        return str(path.parent), path.name
-    return str(spec), None
+    folder, gguf = hf_source(str(spec))
+    return folder, gguf.get("gguf_file")
 
 
 def policy_name(spec: str | Path | tuple[str, str] | None) -> str:

@@ -54,7 +54,7 @@ import torch
 
 from analysis.goodhart import GoldFit, GoodhartResult, analyze, fit_gold_rl
 from analysis.gold import GOLD_CHECKERS, PROMPT_SOURCES, endorsement
-from analysis.policy import decoder_stack
+from analysis.policy import BlockTrace, chat_text, decoder_stack, sample_rows
 
 ProgressFn = Callable[[int, int, dict], None]  # (step done, total steps, latest record)
 StopFn = Callable[[], bool]  # True: stop after the current step
@@ -312,14 +312,12 @@ class Rollouts:
     response_ids: list[list[int]]
     n_tokens: np.ndarray
     finished: np.ndarray
-    trace: Any = field(default=None, repr=False)  # analysis.policy.BlockTrace or None
+    trace: BlockTrace | None = field(default=None, repr=False)
 
 
 def rollouts(policy, prompts: list[str], n: int, max_new_tokens: int, generator: torch.Generator) -> Rollouts:
     """`n` samples of each prompt from the policy at temperature 1 (prompt-major order). When the
     bottom blocks are frozen, the decode records the states entering the first trainable block."""
-    from analysis.policy import BlockTrace, chat_text, sample_rows
-
     texts = [chat_text(policy.tokenizer, p) for p in prompts]
     rows = [i for i in range(len(prompts)) for _ in range(n)]
     cut = frozen_blocks(policy.model)

