@@ -228,6 +228,8 @@ PROCESSES = {
     "ours-packing": lambda a, d, o: ours_command(a, d, o, "--packing"),
     "ours-padded": lambda a, d, o: ours_command(a, d, o, "--no-packing"),
     "ours-1thread": lambda a, d, o: ours_command(a, d, o, "--num-threads", "1"),
+    "ours-freeze2": lambda a, d, o: ours_command(a, d, o, "--freeze-layers", "2"),  # backward through 4 of 6 blocks
+    "ours-freeze3": lambda a, d, o: ours_command(a, d, o, "--freeze-layers", "3"),
     "trl-default": lambda a, d, o: trl_command(a, d, o),  # bf16 on: RewardConfig's default
     "trl-fp32": lambda a, d, o: trl_command(a, d, o, "--bf16", "false"),  # what this CPU should use
     "trl-best": lambda a, d, o: trl_command(a, d, o, "--bf16", "false", "--gradient_checkpointing", "false",

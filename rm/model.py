@@ -224,5 +224,36 @@ def load_tokenizer(path: str, **kwargs):
     return tokenizer
 
 
+def transformer_blocks(body: nn.Module) -> nn.ModuleList:
+    """The backbone's stack of transformer blocks (BERT's encoder.layer, Llama's layers, GPT-2's h):
+    the ModuleList holding `num_hidden_layers` modules."""
+    n = body.config.get_text_config().num_hidden_layers
+    for module in body.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"{type(body).__name__} has no list of {n} transformer blocks")
+
+
+def freeze_lower(model: RewardModel, n: int) -> None:
+    """Keep the lowest `n` transformer blocks and everything below them (embeddings) fixed.
+
+    Nothing below block `n` then needs a gradient, so autograd stops there: the backward pass,
+    two thirds of a block's training cost, runs through the upper blocks only. The blocks above,
+    the final norm and the head train as before.
+    """
+    blocks = transformer_blocks(model.body)
+    if not 0 <= n <= len(blocks):
+        raise ValueError(f"freeze_layers must be between 0 and {len(blocks)} (the backbone's blocks), got {n}")
+    if n == 0:
+        return
+    first_block = {id(p) for p in blocks[0].parameters()}
+    for p in model.body.parameters():  # registration order: what runs before the blocks comes first
+        if id(p) in first_block:
+            break
+        p.requires_grad_(False)
+    for block in blocks[:n]:
+        block.requires_grad_(False)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

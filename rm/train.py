@@ -36,7 +36,8 @@ from rm.device import PRECISIONS, autocast_dtype, default_device, torch_threads,
 from rm.formatting import Formatter
 from rm.loss import bt_loss, center_loss, decorrelation_loss
 from rm.metrics import all_metrics, fit_temperature
-from rm.model import POOLING, RewardModel, build_reward_model, count_parameters, load_tokenizer, use_packing
+from rm.model import (POOLING, RewardModel, build_reward_model, count_parameters, freeze_lower, load_tokenizer,
+                      use_packing)
 
 Callback = Callable[[dict], bool | None]  # returns False to stop (see `train`)
 
@@ -81,6 +82,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "random seed (member k uses seed + k)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the hardware has it", "choices": list(PRECISIONS)})
     freeze_embeddings: bool = field(default=False, metadata={"help": "keep the token embeddings fixed (less optimiser work, less overfitting)"})
+    freeze_layers: int = field(default=0, metadata={"help": "keep the embeddings and the lowest N transformer blocks fixed: backward runs through the upper blocks only (faster; bench/README.md)"})
     packing: bool = field(default=False, metadata={"help": "padding-free batches: each batch's sequences end to end, attention kept within each sequence (not for an encoder's native cls head, which then pads)"})
     attn_implementation: str = field(default="auto", metadata={"help": "attention kernel: auto (rm.device.ATTENTION: eager on CPU under bf16, sdpa in fp32 and on GPU), eager or sdpa"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the backbone (fuses element-wise ops; first steps compile)"})
@@ -267,6 +269,7 @@ def train_member(config: TrainConfig, train_data: PairData, eval_data: PairData 
     use_attention(model.body, device, config.attn_implementation, dtype)
     if config.freeze_embeddings:
         model.body.get_input_embeddings().weight.requires_grad_(False)
+    freeze_lower(model, config.freeze_layers)
     if config.compile:
         model.body.compile(dynamic=True)
     packing = config.packing and model.packable

@@ -3,7 +3,8 @@ import torch
 
 from rm.device import torch_threads
 from rm.collate import PackedPairCollator, PairCollator
-from rm.model import POOLING, RewardModel, build_reward_model, hf_source, native_pooling, use_packing
+from rm.model import (POOLING, RewardModel, build_reward_model, freeze_lower, hf_source, native_pooling,
+                      transformer_blocks, use_packing)
 from rm.testing import tiny_backbone, tiny_decoder
 
 
@@ -115,3 +116,36 @@ def test_native_encoder_head_refuses_packed_batches(tmp_path):
 def test_hf_source_splits_gguf_paths():
     assert hf_source("/m/x/SmolLM2.Q4_1.gguf") == ("/m/x", {"gguf_file": "SmolLM2.Q4_1.gguf"})
     assert hf_source("org/name") == ("org/name", {})
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # block 2's inputs need no gradient: the point
+@pytest.mark.parametrize("kind,pooling", [("encoder", "mean"), ("encoder", "cls"), ("decoder", "last")])
+def test_freeze_lower_stops_the_backward_at_the_first_trained_block(tmp_path, kind, pooling):
+    make = tiny_backbone if kind == "encoder" else tiny_decoder
+    model = build_reward_model(make(tmp_path / kind, layers=3), pooling, dropout=0.0)
+    blocks = transformer_blocks(model.body)
+    assert len(blocks) == 3
+    freeze_lower(model, 2)
+    ran = []  # blocks whose backward ran
+    for i, block in enumerate(blocks):
+        block.register_full_backward_pre_hook(lambda module, grad, i=i: ran.append(i))
+    ids = torch.randint(5, 90, (2, 7))
+    model(ids, torch.ones_like(ids)).sum().backward()
+    assert ran == [2]
+    frozen = {id(p) for block in blocks[:2] for p in block.parameters()}
+    frozen |= {id(p) for p in model.body.get_input_embeddings().parameters()}
+    for name, p in model.named_parameters():
+        if id(p) in frozen:
+            assert not p.requires_grad and p.grad is None, name
+    trained = [name for name, p in model.named_parameters() if p.grad is not None]
+    assert trained and all(p.requires_grad for p in model.parameters() if p.grad is not None)
+    assert any(".2." in name for name in trained)  # the top block
+    assert any(name.startswith("head") or "classifier" in name or "score" in name for name in trained)
+
+
+def test_freeze_lower_checks_the_block_count(tmp_path):
+    model = build_reward_model(tiny_backbone(tmp_path / "bb", layers=2), "mean")
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        freeze_lower(model, 3)
+    freeze_lower(model, 0)
+    assert all(p.requires_grad for p in model.parameters())

@@ -175,3 +175,18 @@ def test_packed_training_follows_the_padded_run(tmp_path, setup):
         assert json.loads((out / "metrics.json").read_text())["packing"] is packing  # packed batches were used
     assert len(losses[True]) == 9
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3, atol=1e-4)
+
+
+def test_frozen_lower_blocks_keep_their_weights_and_the_rest_learns(tmp_path):
+    backbone, data = tiny_backbone(tmp_path / "bb", layers=3), separable_pairs(tmp_path / "pairs.jsonl")
+    out = train(TrainConfig(data=str(data), out=str(tmp_path / "rm"), backbone=backbone, epochs=3, batch_size=8,
+                            lr=3e-3, max_length=48, eval_fraction=0.25, progress=False, precision="fp32",
+                            freeze_layers=2))
+    start, end = load_file(f"{backbone}/model.safetensors"), load_file(out / "model.safetensors")
+    for name in ("embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight",
+                 "encoder.layer.0.attention.self.query.weight", "encoder.layer.1.output.dense.weight"):
+        assert torch.equal(start[name], end["backbone." + name]), name
+    assert not torch.equal(start["encoder.layer.2.attention.self.query.weight"],
+                           end["backbone.encoder.layer.2.attention.self.query.weight"])
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] > 0.9
+    assert json.loads((out / "rmlab_config.json").read_text())["train_config"]["freeze_layers"] == 2
