@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import torch
 
 from rm.defaults import package_folder, resolve_default
-from rm.gguf import hf_source, plain_copy
+from rm.gguf import hf_source, plain_source
 from rm.device import torch_threads
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -126,11 +126,10 @@ def load_policy(spec: str | Path | tuple[str, str] | None = None, precision: str
     folder, gguf = resolve_spec(spec)
     device = default_device()
     dtype = autocast_dtype(device, precision) or torch.float32
-    kwargs = {"gguf_file": gguf} if gguf else {}
-    if gguf and (copy := plain_copy(Path(folder) / gguf, lambda: (
-            AutoModelForCausalLM.from_pretrained(folder, **kwargs), AutoTokenizer.from_pretrained(folder, **kwargs)),
-            kind="causal-lm")) is not None:
-        folder, kwargs = str(copy), {}  # de-quantized once, then a plain safetensors read (rm.gguf)
+    if gguf:  # de-quantized once, then a plain safetensors read (rm.gguf)
+        folder, kwargs = plain_source(str(Path(folder) / gguf))
+    else:
+        kwargs = {}
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     tokenizer.padding_side = "left"  # decoder batches: prompts end where generation begins
     if tokenizer.pad_token is None:

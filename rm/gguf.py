@@ -9,6 +9,10 @@ seconds. The root is env RMLAB_CACHE, else ~/.cache/rmlab; where it cannot be wr
 load the GGUF file as before.
 
     >>> folder = plain_copy(Path("/models/SmolLM2.Q4_1.gguf"), load)   # doctest: +SKIP
+
+`plain_source` is what loaders call: the policy (analysis.policy) and a GGUF reward-model
+backbone (rm.model) share one copy, the causal LM; a sequence-classification model or a base
+model loads from that folder as from any causal-LM checkpoint.
 """
 from __future__ import annotations
 
@@ -87,3 +91,23 @@ def plain_copy(gguf: Path, load: Loader, kind: str = "model", root: Path | None 
         return None
     logger.info("saved a plain copy of %s in %s", gguf, target)
     return target
+
+
+def load_gguf(folder: str, gguf_file: str) -> tuple[object, object]:
+    """(causal LM, tokenizer) de-quantized from `folder/gguf_file` by transformers."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return (AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file),
+            AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file))
+
+
+def plain_source(path: str, root: Path | None = None) -> tuple[str, dict]:
+    """`hf_source(path)`, except that a `.gguf` file comes back as its plain copy's folder (made
+    on first use, see `plain_copy`) with no extra kwargs; where the cache cannot be written, the
+    GGUF file itself, as `hf_source` gives it."""
+    source, gguf = hf_source(path)
+    if not gguf:
+        return source, gguf
+    name = gguf["gguf_file"]
+    copy = plain_copy(Path(source) / name, lambda: load_gguf(source, name), kind="causal-lm", root=root)
+    return (str(copy), {}) if copy is not None else (source, gguf)

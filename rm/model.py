@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rm.gguf import as_plain, hf_source  # noqa: F401 (hf_source is part of this module's API)
+from rm.gguf import as_plain, hf_source, plain_source  # noqa: F401 (hf_source is part of this module's API)
 from rm.pooling import (PACKED_POOLING, POOLING, Pool, pool_first, pool_last, pool_mean,  # noqa: F401
                         pooled_reward)
 
@@ -168,7 +168,7 @@ def build_reward_model(backbone: str, pooling: str | None = None, from_scratch: 
     """
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    source, gguf = hf_source(backbone)
+    source, gguf = plain_source(backbone)  # a .gguf file: its plain copy, de-quantized once (rm.gguf)
     config = AutoConfig.from_pretrained(source, **gguf, **(config_overrides or {}))
     for key in DROPOUT_KEYS if dropout is not None else ():
         if hasattr(config, key):
@@ -214,10 +214,10 @@ def quiet_transformers():
 def load_tokenizer(path: str, **kwargs):
     """AutoTokenizer with a pad token (decoders often lack one: fall back to eos); `kwargs` go
     to `from_pretrained` (e.g. the model's `config`, so that it need not be read again).
-    `path` may be a `.gguf` file (`hf_source`)."""
+    `path` may be a `.gguf` file (read from its plain copy: `rm.gguf.plain_source`)."""
     from transformers import AutoTokenizer
 
-    source, gguf = hf_source(path)
+    source, gguf = plain_source(path)
     tokenizer = AutoTokenizer.from_pretrained(source, **gguf, **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

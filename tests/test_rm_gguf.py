@@ -59,3 +59,35 @@ def test_unwritable_cache_returns_none_and_leaves_nothing(tmp_path):
 def test_cache_root_from_env():
     assert G.cache_root({"RMLAB_CACHE": "/x/y"}).as_posix() == "/x/y"
     assert G.cache_root({}).name == "rmlab"
+
+
+def test_plain_source_leaves_other_sources_alone():
+    assert G.plain_source("sentence-transformers/all-MiniLM-L6-v2") == ("sentence-transformers/all-MiniLM-L6-v2", {})
+
+
+def test_a_gguf_backbone_is_read_from_the_plain_copy_made_once(tmp_path, monkeypatch):
+    """The reward model and the policy share the causal-LM copy; the second load de-quantizes nothing."""
+    from transformers import AutoModelForCausalLM
+
+    from rm.model import build_reward_model, load_tokenizer
+
+    folder = tiny_decoder(tmp_path / "m")
+    source = tmp_path / "m.Q4.gguf"
+    source.write_bytes(b"stand-in for a gguf file")
+    calls = []
+
+    def load_gguf(where, name):
+        assert (where, name) == (str(tmp_path), "m.Q4.gguf")
+        return loader(folder, calls)()
+    monkeypatch.setattr(G, "load_gguf", load_gguf)
+    monkeypatch.setenv("RMLAB_CACHE", str(tmp_path / "cache"))
+    copy, kwargs = G.plain_source(str(source))
+    assert kwargs == {} and copy == str(G.copy_folder(source, "causal-lm", tmp_path / "cache")) and calls == [1]
+    model = build_reward_model(str(source), "last")
+    tokenizer = load_tokenizer(str(source))
+    assert calls == [1]  # both read the copy
+    torch.manual_seed(0)
+    original = AutoModelForCausalLM.from_pretrained(folder).model.state_dict()
+    for name, tensor in model.body.base_model.state_dict().items():  # native: a LlamaForSequenceClassification
+        assert torch.equal(tensor, original[name]), name
+    assert tokenizer("hello there").input_ids == loader(folder, [])()[1]("hello there").input_ids
