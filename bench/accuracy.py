@@ -145,6 +145,7 @@ VARIANTS = {
     "ens3": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "same"}),  # seeds differ: head init, batch order
     "ens3-epochs1": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "same", "epochs": 1}),
     "ens3-bootstrap": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "bootstrap"}),
+    "all-blocks": ("pair-keep-end", {"freeze_layers": 0}),  # every block trains (the default before 3 of 6 froze)
     "freeze2": ("pair-keep-end", {"freeze_layers": 2}),  # embeddings and the lowest 2 of MiniLM's 6 blocks fixed
     "freeze3": ("pair-keep-end", {"freeze_layers": 3}),
     "smollm2": ("pair-keep-end", {"backbone": "@smollm2"}),  # decoder, chat template, last-token pooling

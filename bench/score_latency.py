@@ -1,7 +1,7 @@
 """Latency of scoring two responses side by side (one prompt, two 200-token answers): p50/p99.
 
   .venv/bin/python bench/score_latency.py [--rm DIR] [--repeats 200] [--url http://127.0.0.1:7860]
-        [--threads 1,2] [--attention sdpa,eager]
+        [--threads 1,2] [--attention sdpa,eager] [--int8]
 
 In process: `Scorer.score(prompt, [a, b])`, the call the app makes for a side-by-side
 comparison (both responses in one batch). Over HTTP: the same through a running app's `score`
@@ -10,6 +10,9 @@ without `--url`, or if the app has no `score` endpoint, only the in-process numb
 `--response-tokens` tokens, so no data file is needed. Without `--rm`, the default MiniLM with a
 fresh head is scored: latency does not depend on the head's weights. `--threads` and
 `--attention` time every combination side by side, interleaved round by round (the load drifts).
+`--int8` adds the same scorer with torch's dynamic int8 quantisation of every backbone Linear
+(`torch.ao.quantization.quantize_dynamic`, deprecated in torch 2.13) to that comparison, and
+reports how far its scores move.
 """
 import argparse
 import json
@@ -78,6 +81,22 @@ def configured_call(scorer, threads: int, attention: str, prompt: str, a: str, b
     return call
 
 
+def int8_scorer(scorer):
+    """A copy of `scorer` whose backbones' Linear layers run dynamically quantised int8 matmuls
+    (the fp32 reward head is kept)."""
+    import copy
+
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    quantized = copy.deepcopy(scorer)
+    for m in quantized.models:  # every Linear but a native head (one output, run in fp32 by rm.model)
+        spec = {name: default_dynamic_qconfig for name, layer in m.body.named_modules()
+                if isinstance(layer, torch.nn.Linear) and layer.out_features > 1}
+        m.body = quantize_dynamic(m.body, spec)
+    return quantized
+
+
 def load(rm: str | None):
     from rm.defaults import default_backbone
     from rm.model import build_reward_model
@@ -109,6 +128,7 @@ def main(argv=None):
     parser.add_argument("--url", default=None, help="a running app (python app.py) to time over HTTP")
     parser.add_argument("--threads", default=None, help="comma list of CPU thread counts to compare (e.g. 1,2)")
     parser.add_argument("--attention", default=None, help="comma list of attention kernels to compare (sdpa,eager)")
+    parser.add_argument("--int8", action="store_true", help="also time a dynamically int8-quantised copy, side by side")
     args = parser.parse_args(argv)
 
     print(machine_line(), flush=True)
@@ -118,7 +138,16 @@ def main(argv=None):
     a, b = text_of_tokens(tok, args.response_tokens), text_of_tokens(tok, args.response_tokens, offset=7)
     results = {"scorer": scorer.name, "dtype": str(scorer.dtype), "response_tokens": args.response_tokens,
                "prompt_tokens": args.prompt_tokens}
-    if args.threads or args.attention:
+    if args.int8:
+        quantized = int8_scorer(scorer)
+        moved = np.abs(quantized.score(prompt, [a, b]).mean - scorer.score(prompt, [a, b]).mean).max()
+        results["int8_max_score_change"] = float(moved)
+        results["in_process"] = interleaved({"as loaded": lambda: scorer.score(prompt, [a, b]),
+                                             "int8 dynamic": lambda: quantized.score(prompt, [a, b])}, args.repeats)
+        for name, r in results["in_process"].items():
+            print(f"in process, 2 x {args.response_tokens}-token responses, {name}: {json.dumps(r)}", flush=True)
+        print(f"int8 moves the scores by at most {moved:.4f}", flush=True)
+    elif args.threads or args.attention:
         from rm.device import attention_implementation
 
         default = attention_implementation(scorer.device, scorer.dtype)
