@@ -98,12 +98,8 @@ def test_two_cpu_processes_match_one(tmp_path):
     assert w1.keys() == w2.keys()
     for name in w1.keys() - SHIFT_ONLY:
         torch.testing.assert_close(w2[name], w1[name], rtol=RTOL, atol=ATOL, msg=name)
-    # the default keeps the lower half of the blocks fixed (1 of 2) in both runs; the upper one trained
-    assert m1["frozen_layers"] == m2["frozen_layers"] == 1
-    start = load_file(Path(config.backbone) / "model.safetensors")
-    name = "encoder.layer.{}.attention.self.query.weight"
-    assert torch.equal(w1["backbone." + name.format(0)], start[name.format(0)])
-    assert (w1["backbone." + name.format(1)] - start[name.format(1)]).abs().max() > 1e-3  # it trained
+    start = load_file(Path(config.backbone) / "model.safetensors")["encoder.layer.0.attention.self.query.weight"]
+    assert (w1["backbone.encoder.layer.0.attention.self.query.weight"] - start).abs().max() > 1e-3  # it trained
 
 
 CONFIGS = {"multi_gpu.yaml": "MULTI_GPU", "deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED",

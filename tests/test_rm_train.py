@@ -190,14 +190,3 @@ def test_frozen_lower_blocks_keep_their_weights_and_the_rest_learns(tmp_path):
                            end["backbone.encoder.layer.2.attention.self.query.weight"])
     assert json.loads((out / "metrics.json").read_text())["accuracy"] > 0.9
     assert json.loads((out / "rmlab_config.json").read_text())["train_config"]["freeze_layers"] == 2
-
-
-@pytest.mark.parametrize("from_scratch,frozen", [(False, 2), (True, 0)])
-def test_default_freezes_half_of_a_pretrained_backbone_and_nothing_from_scratch(tmp_path, from_scratch, frozen):
-    backbone, data = tiny_backbone(tmp_path / "bb", layers=4), separable_pairs(tmp_path / "pairs.jsonl", n=16)
-    out = train(TrainConfig(data=str(data), out=str(tmp_path / "rm"), backbone=backbone, from_scratch=from_scratch,
-                            batch_size=8, max_length=48, eval_fraction=0, progress=False, precision="fp32"))
-    assert json.loads((out / "metrics.json").read_text())["frozen_layers"] == frozen
-    start, end = load_file(f"{backbone}/model.safetensors"), load_file(out / "model.safetensors")
-    name = "encoder.layer.1.attention.self.query.weight"
-    assert torch.equal(start[name], end["backbone." + name]) is (frozen == 2)
