@@ -126,10 +126,8 @@ def load_policy(spec: str | Path | tuple[str, str] | None = None, precision: str
     folder, gguf = resolve_spec(spec)
     device = default_device()
     dtype = autocast_dtype(device, precision) or torch.float32
-    if gguf:  # de-quantized once, then a plain safetensors read (rm.gguf)
-        folder, kwargs = plain_source(str(Path(folder) / gguf))
-    else:
-        kwargs = {}
+    # a .gguf file is de-quantized once, then read back as plain safetensors (rm.gguf)
+    folder, kwargs = plain_source(str(Path(folder) / gguf)) if gguf else (folder, {})
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     tokenizer.padding_side = "left"  # decoder batches: prompts end where generation begins
     if tokenizer.pad_token is None:

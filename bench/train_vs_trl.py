@@ -228,7 +228,7 @@ PROCESSES = {
     "ours-packing": lambda a, d, o: ours_command(a, d, o, "--packing"),
     "ours-padded": lambda a, d, o: ours_command(a, d, o, "--no-packing"),
     "ours-1thread": lambda a, d, o: ours_command(a, d, o, "--num-threads", "1"),
-    "ours-all-blocks": lambda a, d, o: ours_command(a, d, o, "--freeze-layers", "0"),  # every block trains (before 3 of 6 froze by default)
+    "ours-all-blocks": lambda a, d, o: ours_command(a, d, o, "--freeze-layers", "0"),  # every block trains (the default; named for freeze runs)
     "ours-freeze2": lambda a, d, o: ours_command(a, d, o, "--freeze-layers", "2"),  # backward through 4 of 6 blocks
     "ours-freeze3": lambda a, d, o: ours_command(a, d, o, "--freeze-layers", "3"),
     "trl-default": lambda a, d, o: trl_command(a, d, o),  # bf16 on: RewardConfig's default
